@@ -1,0 +1,763 @@
+//! Stale writes: storage accepted a write whose holder had lost the lease.
+//!
+//! # The property
+//!
+//! **Grants.** An `ok` `acquire` gives fencing token `t` of lock `L` to its node (the
+//! holder) for `lease_ms`. An `ok` `renew` of `t` extends it. The *lease deadline* of
+//! `t` is
+//!
+//! ```text
+//! deadline(t) = max over ok acquire/renew of t of (invoke_time + lease_ms · 10⁶)
+//! ```
+//!
+//! It is computed from the *send* (invoke) time, not the reply time, on purpose: the
+//! lock service starts a lease no earlier than it receives the request, so send
+//! time plus TTL is the earliest moment the lease may end. It is the only deadline a correct
+//! client can know without trusting the server's clock, and so the deadline a
+//! correct client must respect: a holder acting after it has no right to act, even
+//! if the server's lease happens to last a little longer. An ok renew without
+//! `lease_ms` extends by the acquire's lease; a grant whose lease length is not
+//! known at all has no deadline (only the superseding rule below applies to it).
+//!
+//! A renew of `t` that ended `info` or never completed, sent no later than the
+//! write was accepted, may have extended the lease by an unknown amount: the
+//! deadline is then *unknown*, and passing the deadline of the ok grants alone
+//! proves nothing (it makes the write at most `possible`).
+//!
+//! **Superseding grant.** An ok `acquire` of a token `t' > t` for the same lock
+//! (the lock of `t` is the lock of the acquire that granted it: writes name no
+//! lock) whose reply arrived before the write was accepted. Once a later token has
+//! been granted, the holder of `t` has lost the lock whatever its deadline says.
+//!
+//! **Accepted writes.** With a ledger, every ledger entry with decision `accepted`
+//! is a write accepted at `entry.time` (lower = upper = that time); it is matched to
+//! its history write by `(from, data, token)` for the evidence, and counts even when
+//! the history has no such op. Without a ledger, every `ok` `write` op is a write
+//! accepted somewhere in `[invoke_time, complete_time]` (lower, upper). Writes that
+//! ended `info` are not judged without a ledger: when, or whether, they landed is
+//! unknown.
+//!
+//! **Verdict for a write with token `t`**
+//!
+//! - *certain* stale if `lower > deadline(t)` (deadline known), or `lower` is after
+//!   the reply of a superseding grant;
+//! - otherwise *possible* if `upper > deadline(t)`, or `upper` is after the reply of
+//!   a superseding grant, or the deadline is unknown and `upper` is after the
+//!   deadline of the ok grants;
+//! - otherwise fine.
+//!
+//! A write whose token no ok acquire granted (the acquire ended `info`, or the
+//! token is garbage) is not judged and is counted as `unjudged`.
+//!
+//! Stale writes that storage *rejected* (ledger decision `rejected`, or without a
+//! ledger a write that failed) are not anomalies: that is fencing doing its job.
+//! They are counted as `stale_rejected`.
+//!
+//! The check is invalid if any stale write is certain, unknown if some are only
+//! possible, valid otherwise. It runs in O(n log n): one pass for the leases, then
+//! one sweep over grants ordered by reply time, answering every write's "smallest
+//! later token granted before this moment" from a per-lock ordered map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use crate::check::CheckInput;
+use crate::ledger::{Decision, LedgerEntry, WriteOps};
+use crate::op::{Call, Op, Outcome};
+use crate::verdict::{Anomaly, Certainty, CheckReport, Validity, plural};
+
+/// Counts gathered by the stale-write check (also put in the report's `stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaleWriteStats {
+    pub writes_accepted: u64,
+    pub writes_rejected: u64,
+    /// Accepted writes that are stale, certainly or possibly (one anomaly each).
+    pub stale_accepted: u64,
+    /// Of `stale_accepted`, those only possibly stale.
+    pub stale_possible: u64,
+    /// Writes from expired holders that storage rejected: fencing at work.
+    pub stale_rejected: u64,
+    /// Accepted writes not judged because no ok acquire granted their token.
+    pub unjudged: u64,
+}
+
+impl StaleWriteStats {
+    /// The counts as the report's `stats` map.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (name, n) in [
+            ("writes_accepted", self.writes_accepted),
+            ("writes_rejected", self.writes_rejected),
+            ("stale_accepted", self.stale_accepted),
+            ("stale_possible", self.stale_possible),
+            ("stale_rejected", self.stale_rejected),
+            ("unjudged", self.unjudged),
+        ] {
+            m.insert(name.to_owned(), n.into());
+        }
+        m
+    }
+}
+
+/// The stale-write check (`stale-write`); see the module documentation.
+pub fn check_stale_writes(input: CheckInput<'_>) -> CheckReport {
+    check_stale_writes_with_stats(input).0
+}
+
+/// [`check_stale_writes`], also returning the counts typed.
+pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, StaleWriteStats) {
+    let leases = Leases::new(input.ops);
+    let writes = accepted_and_rejected_writes(input);
+
+    // Writes we can judge, and the moments at which to ask for a superseding grant.
+    let mut stats = StaleWriteStats::default();
+    let mut queries: Vec<Query> = Vec::with_capacity(writes.len() * 2);
+    for (w, write) in writes.iter().enumerate() {
+        if write.accepted {
+            stats.writes_accepted += 1;
+        } else {
+            stats.writes_rejected += 1;
+        }
+        let Some(lease) = leases.by_token.get(&write.token) else {
+            if write.accepted {
+                stats.unjudged += 1;
+            }
+            continue;
+        };
+        queries.push(Query {
+            at: write.lower,
+            lock: lease.lock,
+            token: write.token,
+            write: w,
+            upper: false,
+        });
+        if write.upper != write.lower {
+            queries.push(Query {
+                at: write.upper,
+                lock: lease.lock,
+                token: write.token,
+                write: w,
+                upper: true,
+            });
+        }
+    }
+    let superseding = leases.superseding(queries, writes.len());
+
+    // Matching ledger entries to history ops costs a pass over every write; only
+    // anomalies need it, so it is built on the first one.
+    let mut matching: Option<WriteOps<'_>> = None;
+    let mut anomalies = Vec::new();
+    for (w, write) in writes.iter().enumerate() {
+        let Some(lease) = leases.by_token.get(&write.token) else {
+            continue;
+        };
+        let (before_lower, before_upper) = superseding[w];
+        let before_upper = if write.upper == write.lower {
+            before_lower
+        } else {
+            before_upper
+        };
+        let deadline_known = lease.pending_renew_from > write.upper;
+        let certainty =
+            if (deadline_known && write.lower > lease.deadline) || before_lower.is_some() {
+                Certainty::Certain
+            } else if write.upper > lease.deadline || before_upper.is_some() {
+                // `lease.deadline` is the ok grants' deadline: when a renew is pending
+                // this is the "deadline unknown and upper > ok-deadline" case.
+                Certainty::Possible
+            } else {
+                continue;
+            };
+        if !write.accepted {
+            stats.stale_rejected += 1;
+            continue;
+        }
+        stats.stale_accepted += 1;
+        if certainty == Certainty::Possible {
+            stats.stale_possible += 1;
+        }
+        let later = match certainty {
+            Certainty::Certain => before_lower,
+            Certainty::Possible => before_upper,
+        }
+        .map(|g| &leases.grants[g]);
+        let write_op = match (write.op, write.entry) {
+            (Some(o), _) => Some(o),
+            (None, Some(entry)) => matching
+                .get_or_insert_with(|| WriteOps::new(input.ops))
+                .find(entry),
+            (None, None) => None,
+        };
+        let mut ops = vec![lease.deadline_op];
+        ops.extend(write_op.map(|o| input.ops[o].invoke_index));
+        ops.extend(later.map(|g| g.invoke_index));
+        anomalies.push(Anomaly::StaleWrite {
+            certainty,
+            writer: match (write.entry, write_op) {
+                (Some(entry), _) => entry.from.clone(),
+                (None, Some(o)) => input.ops[o].actor(),
+                (None, None) => "an unknown writer".to_owned(),
+            },
+            key: write.key.to_owned(),
+            token: write.token,
+            data: write.data.to_owned(),
+            accepted_at: write.lower,
+            lease_deadline: lease.deadline,
+            late_by_ns: write.lower.saturating_sub(lease.deadline),
+            superseded_by: later.map(|g| g.token),
+            superseded_holder: later.and_then(|g| g.holder.map(str::to_owned)),
+            ops,
+            ledger: write.ledger.into_iter().collect(),
+        });
+    }
+
+    let validity = if stats.stale_accepted > stats.stale_possible {
+        Validity::Invalid
+    } else if stats.stale_possible > 0 {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    let report = CheckReport {
+        name: "stale-write".to_owned(),
+        validity,
+        summary: summary(&stats),
+        anomalies,
+        stats: stats.to_map(),
+    };
+    (report, stats)
+}
+
+fn summary(s: &StaleWriteStats) -> String {
+    let mut line = if s.stale_accepted > 0 {
+        format!(
+            "{} accepted ({} certain), {} rejected by fencing",
+            plural(s.stale_accepted, "stale write", "stale writes"),
+            s.stale_accepted - s.stale_possible,
+            s.stale_rejected
+        )
+    } else if s.stale_rejected > 0 {
+        format!(
+            "no stale write accepted; storage rejected {}",
+            plural(s.stale_rejected, "stale write", "stale writes")
+        )
+    } else {
+        format!(
+            "no stale write among {}",
+            plural(s.writes_accepted, "accepted write", "accepted writes")
+        )
+    };
+    if s.unjudged > 0 {
+        line += &format!(
+            "; {} not judged (token never granted ok)",
+            plural(s.unjudged, "write", "writes")
+        );
+    }
+    line
+}
+
+/// What is known of one token's lease.
+struct Lease {
+    /// Interned lock name, from the first ok acquire of the token.
+    lock: usize,
+    lease_ms: Option<u64>,
+    /// Deadline of the ok grants (`u64::MAX` when a lease length is unknown).
+    deadline: u64,
+    /// Invoke index of the acquire or renew that set `deadline`.
+    deadline_op: u64,
+    /// Earliest send time of a renew that ended `info` or never completed
+    /// (`u64::MAX`: none).
+    pending_renew_from: u64,
+}
+
+/// An ok acquire that granted a token, as a possible superseding grant.
+struct Grant<'a> {
+    lock: usize,
+    token: u64,
+    complete_time: u64,
+    invoke_index: u64,
+    holder: Option<&'a str>,
+}
+
+struct Leases<'a> {
+    by_token: HashMap<u64, Lease>,
+    /// Every ok acquire with a token, in order of reply time.
+    grants: Vec<Grant<'a>>,
+    locks: usize,
+}
+
+/// "Which is the smallest token above `token` of `lock` granted before `at`?"
+struct Query {
+    at: u64,
+    lock: usize,
+    token: u64,
+    write: usize,
+    /// Asked at the write's upper bound (else at its lower bound).
+    upper: bool,
+}
+
+fn lease_end(invoke_time: u64, lease_ms: Option<u64>) -> u64 {
+    match lease_ms {
+        Some(ms) => invoke_time.saturating_add(ms.saturating_mul(1_000_000)),
+        None => u64::MAX,
+    }
+}
+
+impl<'a> Leases<'a> {
+    fn new(ops: &'a [Op]) -> Self {
+        let mut lock_ids: HashMap<&'a str, usize> = HashMap::new();
+        let mut by_token: HashMap<u64, Lease> = HashMap::new();
+        let mut grants = Vec::new();
+        // Acquires first, so renews can fall back on the acquire's lease length.
+        for op in ops {
+            let Call::Acquire {
+                lock,
+                token: Some(token),
+                lease_ms,
+            } = &op.call
+            else {
+                continue;
+            };
+            let (Outcome::Ok, Some(complete_time)) = (op.outcome, op.complete_time) else {
+                continue;
+            };
+            let next_id = lock_ids.len();
+            let lock = *lock_ids.entry(lock.as_str()).or_insert(next_id);
+            grants.push(Grant {
+                lock,
+                token: *token,
+                complete_time,
+                invoke_index: op.invoke_index,
+                holder: op.node.as_deref(),
+            });
+            let end = lease_end(op.invoke_time, *lease_ms);
+            let lease = by_token.entry(*token).or_insert(Lease {
+                lock,
+                lease_ms: *lease_ms,
+                deadline: end,
+                deadline_op: op.invoke_index,
+                pending_renew_from: u64::MAX,
+            });
+            if end > lease.deadline {
+                lease.deadline = end;
+                lease.deadline_op = op.invoke_index;
+            }
+        }
+        for op in ops {
+            let Call::Renew {
+                token, lease_ms, ..
+            } = &op.call
+            else {
+                continue;
+            };
+            let Some(lease) = by_token.get_mut(token) else {
+                continue;
+            };
+            match op.outcome {
+                Outcome::Ok => {
+                    let end = lease_end(op.invoke_time, lease_ms.or(lease.lease_ms));
+                    if end > lease.deadline {
+                        lease.deadline = end;
+                        lease.deadline_op = op.invoke_index;
+                    }
+                }
+                Outcome::Info => {
+                    lease.pending_renew_from = lease.pending_renew_from.min(op.invoke_time);
+                }
+                Outcome::Fail => {}
+            }
+        }
+        grants.sort_by_key(|g| g.complete_time);
+        Leases {
+            by_token,
+            grants,
+            locks: lock_ids.len(),
+        }
+    }
+
+    /// For each write, the smallest superseding grant (position in `grants`) that
+    /// completed strictly before its lower bound, and before its upper bound.
+    ///
+    /// Offline sweep: queries and grants both in time order; a grant enters its
+    /// lock's ordered map once it completed before the query's moment, and the
+    /// answer is the first token above the write's.
+    fn superseding(
+        &self,
+        mut queries: Vec<Query>,
+        writes: usize,
+    ) -> Vec<(Option<usize>, Option<usize>)> {
+        let mut out = vec![(None, None); writes];
+        queries.sort_unstable_by_key(|q| q.at);
+        let mut granted: Vec<BTreeMap<u64, usize>> = vec![BTreeMap::new(); self.locks];
+        let mut next = 0;
+        for q in &queries {
+            while let Some(g) = self.grants.get(next).filter(|g| g.complete_time < q.at) {
+                granted[g.lock].entry(g.token).or_insert(next);
+                next += 1;
+            }
+            let found = granted[q.lock]
+                .range((Bound::Excluded(q.token), Bound::Unbounded))
+                .next()
+                .map(|(_, &g)| g);
+            if q.upper {
+                out[q.write].1 = found;
+            } else {
+                out[q.write].0 = found;
+            }
+        }
+        out
+    }
+}
+
+/// A write storage decided on (or, without a ledger, one whose reply says so).
+struct Write<'a> {
+    token: u64,
+    key: &'a str,
+    data: &'a str,
+    /// Bounds of the moment storage decided.
+    lower: u64,
+    upper: u64,
+    accepted: bool,
+    /// Position in `ops` of a write judged by its reply (no ledger).
+    op: Option<usize>,
+    /// Position in the ledger, and the entry.
+    ledger: Option<usize>,
+    entry: Option<&'a LedgerEntry>,
+}
+
+fn accepted_and_rejected_writes<'a>(input: CheckInput<'a>) -> Vec<Write<'a>> {
+    match input.ledger {
+        Some(ledger) => ledger_writes(ledger),
+        None => input
+            .ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| {
+                let Call::Write { key, token, data } = &op.call else {
+                    return None;
+                };
+                let accepted = match op.outcome {
+                    Outcome::Ok => true,
+                    Outcome::Fail => false,
+                    Outcome::Info => return None,
+                };
+                Some(Write {
+                    token: *token,
+                    key,
+                    data,
+                    lower: op.invoke_time,
+                    upper: op.complete_time.unwrap_or(u64::MAX),
+                    accepted,
+                    op: Some(i),
+                    ledger: None,
+                    entry: None,
+                })
+            })
+            .collect(),
+    }
+}
+
+fn ledger_writes(ledger: &[LedgerEntry]) -> Vec<Write<'_>> {
+    ledger
+        .iter()
+        .enumerate()
+        .map(|(pos, e)| Write {
+            token: e.token,
+            key: &e.key,
+            data: &e.data,
+            lower: e.time,
+            upper: e.time,
+            accepted: e.decision == Decision::Accepted,
+            op: None,
+            ledger: Some(pos),
+            entry: Some(e),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::history::EventType;
+    use crate::test_support::{Builder, input, ms, seed_scenario};
+
+    fn run(b: &Builder, with_ledger: bool) -> (CheckReport, StaleWriteStats) {
+        let ops = b.ops();
+        check_stale_writes_with_stats(input(&ops, &b.ledger, with_ledger))
+    }
+
+    #[test]
+    fn seed_scenario_without_fencing_is_a_certain_stale_write_for_both_reasons() {
+        let (report, stats) = run(&seed_scenario(false), true);
+        assert_eq!(report.name, "stale-write");
+        assert_eq!(report.validity, Validity::Invalid);
+        assert_eq!(
+            report.anomalies,
+            vec![Anomaly::StaleWrite {
+                certainty: Certainty::Certain,
+                writer: "w1".into(),
+                key: "k".into(),
+                token: 33,
+                data: "w1-2".into(),
+                accepted_at: ms(3002),
+                lease_deadline: ms(2000),
+                late_by_ns: ms(1002),
+                superseded_by: Some(34),
+                superseded_holder: Some("w2".into()),
+                ops: vec![0, 12, 5],
+                ledger: vec![2],
+            }]
+        );
+        assert_eq!(
+            stats,
+            StaleWriteStats {
+                writes_accepted: 3,
+                writes_rejected: 0,
+                stale_accepted: 1,
+                stale_possible: 0,
+                stale_rejected: 0,
+                unjudged: 0,
+            }
+        );
+        assert_eq!(
+            report.summary,
+            "1 stale write accepted (1 certain), 0 rejected by fencing"
+        );
+        assert_eq!(report.stats["stale_accepted"], json!(1));
+        assert!(
+            report.anomalies[0]
+                .explain()
+                .contains("1002.0 ms after its lease expired")
+        );
+    }
+
+    #[test]
+    fn seed_scenario_without_ledger_is_judged_from_the_replies() {
+        let (report, _) = run(&seed_scenario(false), false);
+        assert_eq!(report.validity, Validity::Invalid);
+        let [
+            Anomaly::StaleWrite {
+                certainty,
+                accepted_at,
+                ops,
+                ledger,
+                ..
+            },
+        ] = report.anomalies.as_slice()
+        else {
+            panic!("{:?}", report.anomalies)
+        };
+        assert_eq!(*certainty, Certainty::Certain);
+        assert_eq!(*accepted_at, ms(3001));
+        assert_eq!(ops, &[0, 12, 5]);
+        assert!(ledger.is_empty());
+    }
+
+    #[test]
+    fn fenced_rejection_is_counted_not_flagged() {
+        let (report, stats) = run(&seed_scenario(true), true);
+        assert_eq!(report.validity, Validity::Valid);
+        assert!(report.anomalies.is_empty());
+        assert_eq!(stats.stale_rejected, 1);
+        assert_eq!(stats.writes_rejected, 1);
+        assert_eq!(stats.writes_accepted, 2);
+        assert_eq!(
+            report.summary,
+            "no stale write accepted; storage rejected 1 stale write"
+        );
+        // Without the ledger, the failed write is the rejection.
+        let (report, stats) = run(&seed_scenario(true), false);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(stats.stale_rejected, 1);
+    }
+
+    #[test]
+    fn write_straddling_the_deadline_without_ledger_is_possible() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 100, 0, 1);
+        b.write(1, "k", 1, "a", 50, 150, EventType::Ok);
+        let (report, stats) = run(&b, false);
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(stats.stale_accepted, 1);
+        assert_eq!(stats.stale_possible, 1);
+        let [
+            Anomaly::StaleWrite {
+                certainty,
+                late_by_ns,
+                superseded_by,
+                ops,
+                ..
+            },
+        ] = report.anomalies.as_slice()
+        else {
+            panic!("{:?}", report.anomalies)
+        };
+        assert_eq!(*certainty, Certainty::Possible);
+        assert_eq!(*late_by_ns, 0);
+        assert_eq!(*superseded_by, None);
+        assert_eq!(ops, &[0, 2]);
+        assert_eq!(
+            report.summary,
+            "1 stale write accepted (0 certain), 0 rejected by fencing"
+        );
+    }
+
+    #[test]
+    fn pending_renew_makes_a_late_write_only_possible() {
+        // Accepted at 150 ms, 50 ms after the ok deadline (100 ms).
+        let late = |renew: Option<EventType>| {
+            let mut b = Builder::new();
+            b.acquire(1, "L", 1, 100, 0, 1);
+            if let Some(kind) = renew {
+                b.renew(1, "L", 1, 100, 80, Some((90, kind)));
+                b.write(1, "k", 1, "a", 140, 160, EventType::Ok);
+            } else {
+                b.write(1, "k", 1, "a", 140, 160, EventType::Ok);
+                // Never completes, but was sent before storage accepted.
+                b.renew(2, "L", 1, 100, 120, None);
+            }
+            b.ledger(150, "k", 1, "a", "w1", crate::ledger::Decision::Accepted);
+            run(&b, true).0
+        };
+        for pending in [Some(EventType::Info), None] {
+            let report = late(pending);
+            assert_eq!(report.validity, Validity::Unknown, "{pending:?}");
+            let [
+                Anomaly::StaleWrite {
+                    certainty,
+                    late_by_ns,
+                    ..
+                },
+            ] = report.anomalies.as_slice()
+            else {
+                panic!("{:?}", report.anomalies)
+            };
+            assert_eq!(*certainty, Certainty::Possible);
+            assert_eq!(*late_by_ns, ms(50));
+        }
+        // A failed renew certainly did not extend the lease.
+        assert_eq!(late(Some(EventType::Fail)).validity, Validity::Invalid);
+        // An ok renew did: deadline 80 + 100 = 180 ms.
+        let report = late(Some(EventType::Ok));
+        assert_eq!(report.validity, Validity::Valid, "{:?}", report.anomalies);
+    }
+
+    #[test]
+    fn renew_sent_after_the_write_landed_changes_nothing() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 100, 0, 1);
+        b.write(1, "k", 1, "a", 140, 160, EventType::Ok);
+        b.ledger(150, "k", 1, "a", "w1", crate::ledger::Decision::Accepted);
+        b.renew(1, "L", 1, 100, 170, Some((171, EventType::Info)));
+        assert_eq!(run(&b, true).0.validity, Validity::Invalid);
+    }
+
+    #[test]
+    fn superseded_holder_within_its_lease_is_certainly_stale() {
+        // w1 releases early, w2 gets the lock, w1 writes within its own lease.
+        let mut b = Builder::new();
+        b.acquire(1, "L", 7, 10_000, 0, 1);
+        b.release(1, "L", 7, 10, 11);
+        b.acquire(2, "L", 9, 10_000, 20, 21);
+        b.acquire(3, "L", 8, 10_000, 12, 22); // concurrent grant of 8: smaller, chosen
+        b.write(1, "k", 7, "late", 30, 32, EventType::Ok);
+        b.ledger(31, "k", 7, "late", "w1", crate::ledger::Decision::Accepted);
+        let (report, _) = run(&b, true);
+        assert_eq!(report.validity, Validity::Invalid);
+        let [
+            Anomaly::StaleWrite {
+                certainty,
+                late_by_ns,
+                superseded_by,
+                superseded_holder,
+                ops,
+                ..
+            },
+        ] = report.anomalies.as_slice()
+        else {
+            panic!("{:?}", report.anomalies)
+        };
+        assert_eq!(*certainty, Certainty::Certain);
+        assert_eq!(*late_by_ns, 0);
+        assert_eq!(*superseded_by, Some(8));
+        assert_eq!(superseded_holder.as_deref(), Some("w3"));
+        assert_eq!(ops, &[0, 8, 6]);
+    }
+
+    #[test]
+    fn grant_completing_during_the_write_makes_it_possible() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 10_000, 0, 1);
+        b.invoke(2, 5, "acquire", json!({"lock": "L"}));
+        b.write(1, "k", 1, "a", 10, 30, EventType::Ok);
+        b.complete(
+            2,
+            20,
+            EventType::Ok,
+            "acquire",
+            json!({"token": 2, "lease_ms": 1000}),
+        );
+        let (report, _) = run(&b, false);
+        assert_eq!(report.validity, Validity::Unknown);
+        let [
+            Anomaly::StaleWrite {
+                certainty,
+                superseded_by,
+                ops,
+                ..
+            },
+        ] = report.anomalies.as_slice()
+        else {
+            panic!("{:?}", report.anomalies)
+        };
+        assert_eq!(*certainty, Certainty::Possible);
+        assert_eq!(*superseded_by, Some(2));
+        assert_eq!(ops, &[0, 3, 2]);
+    }
+
+    #[test]
+    fn grants_of_other_locks_do_not_supersede() {
+        let mut b = Builder::new();
+        b.acquire(1, "A", 1, 10_000, 0, 1);
+        b.acquire(2, "B", 2, 10_000, 2, 3);
+        b.write(1, "k", 1, "a", 10, 12, EventType::Ok);
+        b.ledger(11, "k", 1, "a", "w1", crate::ledger::Decision::Accepted);
+        assert_eq!(run(&b, true).0.validity, Validity::Valid);
+    }
+
+    #[test]
+    fn writes_with_a_token_never_granted_ok_are_unjudged() {
+        let mut b = Builder::new();
+        b.invoke(1, 0, "acquire", json!({"lock": "L"}));
+        b.complete(1, 5, EventType::Info, "acquire", json!({"token": 3}));
+        b.write(2, "k", 3, "a", 10_000, 10_001, EventType::Ok);
+        b.ledger(10_000, "k", 3, "a", "w2", crate::ledger::Decision::Accepted);
+        let (report, stats) = run(&b, true);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(stats.unjudged, 1);
+        assert_eq!(report.stats["unjudged"], json!(1));
+        assert!(
+            report.summary.contains("1 write not judged"),
+            "{}",
+            report.summary
+        );
+    }
+
+    #[test]
+    fn ledger_entry_without_a_history_write_still_counts() {
+        let mut b = seed_scenario(false);
+        b.ledger.push(crate::ledger::LedgerEntry {
+            data: "ghost".into(),
+            ..b.ledger[2].clone()
+        });
+        let (report, stats) = run(&b, true);
+        assert_eq!(stats.stale_accepted, 2);
+        let Anomaly::StaleWrite { ops, ledger, .. } = &report.anomalies[1] else {
+            panic!()
+        };
+        assert_eq!(ops, &[0, 5]);
+        assert_eq!(ledger, &[3]);
+    }
+}

@@ -1,0 +1,66 @@
+//! The command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// Fault-injection harness for distributed locks and the storage they guard.
+///
+/// leasehold starts a lock service, storage and client workers, injects faults
+/// (process pauses that imitate GC pauses), records what happened and checks
+/// whether storage ever accepted a write from a holder whose lease had expired.
+#[derive(Debug, Parser)]
+#[command(name = "leasehold", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a test: start the nodes, run the workload under the nemesis, check
+    /// the history and write the results.
+    Run(cmd::run::RunArgs),
+    /// Remove what killed runs left behind: processes, network namespaces,
+    /// interfaces. Runs whose controller is still alive are left alone.
+    Cleanup(cmd::cleanup::CleanupArgs),
+    /// Run one node's program (used by the runtimes, inside the node).
+    #[command(hide = true)]
+    Node(cmd::node::NodeArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, matches!(cli.command, Command::Node(_)));
+    match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Cleanup(args) => cmd::cleanup::run(args),
+        Command::Node(args) => cmd::node::run(args),
+    }
+}
+
+fn init_tracing(verbose: u8, node: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (node, verbose) {
+        // Node logs go to their log file: keep them informative.
+        (true, 0) => "info",
+        (false, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!node && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}

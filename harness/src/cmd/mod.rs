@@ -1,0 +1,5 @@
+//! One file per subcommand.
+
+pub mod cleanup;
+pub mod node;
+pub mod run;

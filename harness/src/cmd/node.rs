@@ -1,0 +1,177 @@
+//! `leasehold node …`: the programs that run inside nodes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use leasehold_nodes::{LockServiceConfig, RunClock, StorageConfig, WorkerConfig};
+use leasehold_workloads::ReferenceLockClient;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    kind: NodeKind,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeKind {
+    /// The reference lock service.
+    Lock(LockArgs),
+    /// The fenced storage.
+    Storage(StorageArgs),
+    /// A workload client.
+    Worker(WorkerArgs),
+}
+
+/// What every node is told.
+#[derive(Debug, Args)]
+struct Common {
+    /// Node name.
+    #[arg(long)]
+    name: String,
+    /// Run id: marks the process as the run's, so `leasehold cleanup` finds it.
+    #[arg(long)]
+    run_id: String,
+    /// The run's zero on CLOCK_MONOTONIC, in nanoseconds.
+    #[arg(long)]
+    t0: u64,
+}
+
+#[derive(Debug, Args)]
+struct LockArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    listen: SocketAddr,
+    #[arg(long)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+struct StorageArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    listen: SocketAddr,
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, value_enum)]
+    fencing: OnOff,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ClientKind {
+    Reference,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    index: u64,
+    #[arg(long)]
+    workers: u64,
+    #[arg(long, value_enum, default_value = "reference")]
+    client: ClientKind,
+    /// Lock service address(es).
+    #[arg(long = "lock-addr", required = true)]
+    lock_addrs: Vec<String>,
+    /// Storage address(es).
+    #[arg(long = "storage", required = true)]
+    storage: Vec<String>,
+    #[arg(long)]
+    lock: String,
+    #[arg(long = "key", required = true)]
+    keys: Vec<String>,
+    #[arg(long)]
+    lease_ms: u64,
+    #[arg(long)]
+    think_ms: u64,
+    #[arg(long)]
+    timeout_ms: u64,
+    #[arg(long)]
+    backoff_ms: u64,
+    #[arg(long)]
+    seed: u64,
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match args.kind {
+            NodeKind::Lock(a) => {
+                let cfg = LockServiceConfig {
+                    name: a.common.name,
+                    listen: a.listen,
+                    data_dir: a.data_dir,
+                };
+                leasehold_nodes::run_lock_service(cfg, shutdown).await?;
+            }
+            NodeKind::Storage(a) => {
+                let cfg = StorageConfig {
+                    name: a.common.name,
+                    listen: a.listen,
+                    data_dir: a.data_dir,
+                    fencing: matches!(a.fencing, OnOff::On),
+                    clock: RunClock::from_t0(a.common.t0),
+                };
+                leasehold_nodes::run_storage(cfg, shutdown).await?;
+            }
+            NodeKind::Worker(a) => {
+                let timeout = Duration::from_millis(a.timeout_ms);
+                let cfg = WorkerConfig {
+                    name: a.common.name.clone(),
+                    index: a.index,
+                    workers: a.workers,
+                    lock: a.lock,
+                    storage: a.storage,
+                    keys: a.keys,
+                    lease: Duration::from_millis(a.lease_ms),
+                    think: Duration::from_millis(a.think_ms),
+                    timeout,
+                    backoff: Duration::from_millis(a.backoff_ms),
+                    seed: a.seed,
+                    clock: RunClock::from_t0(a.common.t0),
+                };
+                let client = match a.client {
+                    ClientKind::Reference => {
+                        ReferenceLockClient::new(&a.lock_addrs[0], &a.common.name, timeout)
+                            .context("lock client")?
+                    }
+                };
+                leasehold_nodes::run_worker(cfg, client, std::io::stdout(), shutdown).await?;
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM and SIGINT ask the node to finish what it is doing and stop.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping on signal");
+    shutdown.cancel();
+}

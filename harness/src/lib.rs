@@ -1,0 +1,21 @@
+//! leasehold: a fault-injection harness for distributed locks and the storage
+//! they guard. This crate is the `leasehold` binary: the CLI, the config, the
+//! runtimes that start nodes, and the orchestration of a run.
+
+pub mod cli;
+mod cmd;
+mod collector;
+mod config;
+mod local;
+mod netns;
+mod nemesis_driver;
+mod registry;
+mod run;
+
+pub use config::{Config, ConfigError};
+pub use run::{RunOptions, RunOutcome, execute};
+
+/// Exit code when the run itself failed (bad config, setup error).
+pub const EXIT_RUN_FAILED: u8 = 3;
+/// Exit code of a run interrupted by Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;

@@ -1,0 +1,247 @@
+//! The local runtime: every node is a child process of the controller, in a
+//! process group of its own (so a pause reaches all of its processes and Ctrl-C
+//! in the terminal reaches only the controller), and, as root, in a network
+//! namespace of its own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use leasehold_checker::Event;
+use leasehold_nemesis::{NodeFacts, Role};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::task::TaskTracker;
+
+use crate::netns::{self, NetnsNet};
+
+/// How to start one node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub name: String,
+    pub role: Role,
+    /// `ip:port` it serves on; for workers the port is 0.
+    pub addr: std::net::SocketAddr,
+    /// Arguments after `leasehold node`.
+    pub args: Vec<String>,
+}
+
+struct LocalNode {
+    spec: NodeSpec,
+    child: Child,
+    pid: i32,
+    log: PathBuf,
+}
+
+/// The nodes of one run, as local processes.
+pub struct LocalRuntime {
+    run_id: String,
+    exe: PathBuf,
+    net: Option<NetnsNet>,
+    nodes: BTreeMap<String, LocalNode>,
+    events: UnboundedSender<Event>,
+    readers: TaskTracker,
+    http: reqwest::Client,
+}
+
+impl LocalRuntime {
+    pub fn new(run_id: &str, net: Option<NetnsNet>, events: UnboundedSender<Event>) -> anyhow::Result<Self> {
+        Ok(LocalRuntime {
+            run_id: run_id.to_owned(),
+            exe: std::env::current_exe().context("find the leasehold binary")?,
+            net,
+            nodes: BTreeMap::new(),
+            events,
+            readers: TaskTracker::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_millis(500))
+                .build()?,
+        })
+    }
+
+    /// Starts a node; its stderr goes to `log`, its stdout is read as events.
+    pub fn spawn(&mut self, spec: NodeSpec, log: &Path) -> anyhow::Result<()> {
+        let log_file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("node")
+            .args(&spec.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .process_group(0);
+        let netns_fd = match &self.net {
+            Some(_) => {
+                let path = netns::ns_path(&netns::ns_name(&self.run_id, &spec.name));
+                Some(std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?)
+            }
+            None => None,
+        };
+        // SAFETY: between fork and exec the closure only makes two system calls
+        // (setns, prctl) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = &netns_fd {
+                    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                }
+                // If the controller dies, its nodes die with it.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start node {}", spec.name))?;
+        let pid = child.id().context("a child just spawned has a pid")? as i32;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = self.events.clone();
+        let name = spec.name.clone();
+        self.readers.spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<Event>(&line) {
+                    Ok(mut e) => {
+                        e.node.get_or_insert_with(|| name.clone());
+                        let _ = tx.send(e);
+                    }
+                    Err(err) => tracing::warn!(node = %name, %line, error = %err, "not an event"),
+                }
+            }
+        });
+        tracing::debug!(node = %spec.name, pid, "started");
+        self.nodes.insert(
+            spec.name.clone(),
+            LocalNode {
+                spec,
+                child,
+                pid,
+                log: log.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Waits until the node answers its health check.
+    pub async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let node = self.nodes.get_mut(name).context("no such node")?;
+        let url = format!("http://{}/v1/health", node.spec.addr);
+        loop {
+            if let Some(status) = node.child.try_wait()? {
+                bail!(
+                    "node {name} exited ({status}) before it was ready; its log ends:\n{}",
+                    log_tail(&node.log, 10)
+                );
+            }
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
+                    log_tail(&node.log, 10)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The nemesis's view of every node.
+    pub fn facts(&self) -> Vec<NodeFacts> {
+        self.nodes
+            .values()
+            .map(|n| NodeFacts {
+                name: n.spec.name.clone(),
+                role: n.spec.role,
+                pids: vec![n.pid],
+                pgid: Some(n.pid),
+                netns: self
+                    .net
+                    .as_ref()
+                    .map(|_| netns::ns_path(&netns::ns_name(&self.run_id, &n.spec.name))),
+                addr: n.spec.addr.to_string(),
+            })
+            .collect()
+    }
+
+    /// SIGCONT to every node: whatever paused them, nothing stays stopped.
+    pub fn resume_all(&self) {
+        for n in self.nodes.values() {
+            let _ = killpg(Pid::from_raw(n.pid), Signal::SIGCONT);
+        }
+    }
+
+    /// Asks the nodes to stop (SIGTERM), and kills those still there after
+    /// `grace`.
+    pub async fn stop(&mut self, names: &[String], grace: Duration) {
+        for name in names {
+            if let Some(n) = self.nodes.get(name) {
+                let pg = Pid::from_raw(n.pid);
+                let _ = killpg(pg, Signal::SIGCONT);
+                let _ = killpg(pg, Signal::SIGTERM);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        for name in names {
+            let Some(mut n) = self.nodes.remove(name) else { continue };
+            if tokio::time::timeout_at(deadline, n.child.wait()).await.is_err() {
+                tracing::warn!(node = %name, "did not stop in time: killing it");
+                let _ = killpg(Pid::from_raw(n.pid), Signal::SIGKILL);
+                let _ = n.child.wait().await;
+            }
+            // Children it may have forked into its group.
+            let _ = killpg(Pid::from_raw(n.pid), Signal::SIGKILL);
+        }
+    }
+
+    /// Names of the nodes of a role still running.
+    pub fn names(&self, role: Role) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.spec.role == role)
+            .map(|n| n.spec.name.clone())
+            .collect()
+    }
+
+    /// Stops every node, waits for their output to be read, removes the network.
+    pub async fn teardown(&mut self, grace: Duration) {
+        let all: Vec<String> = self.nodes.keys().cloned().collect();
+        self.stop(&all, grace).await;
+        self.readers.close();
+        if tokio::time::timeout(Duration::from_secs(2), self.readers.wait()).await.is_err() {
+            tracing::warn!("node output readers did not finish");
+        }
+        if let Some(mut net) = self.net.take() {
+            net.destroy();
+        }
+    }
+}
+
+impl Drop for LocalRuntime {
+    /// The last line of defence (errors, panics): nothing of the run survives it.
+    fn drop(&mut self) {
+        for n in self.nodes.values() {
+            let pg = Pid::from_raw(n.pid);
+            let _ = killpg(pg, Signal::SIGCONT);
+            let _ = killpg(pg, Signal::SIGKILL);
+        }
+    }
+}
+
+/// The last `n` lines of a log file, indented, for error messages.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    if tail.is_empty() {
+        return "    (empty)".to_owned();
+    }
+    tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}

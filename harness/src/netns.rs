@@ -1,0 +1,219 @@
+//! A private network for a run's nodes: one network namespace per node, joined by
+//! a bridge that lives in a hub namespace of its own.
+//!
+//! The bridge sits in its own namespace rather than the host's so the host's
+//! firewall (a FORWARD policy of DROP, as Docker sets it) never sees the nodes'
+//! traffic, and so leasehold never edits host rules. The host gets one veth into
+//! the hub, with the subnet's `.1`, so the controller reaches every node.
+//!
+//! Names carry the run id: namespaces `lh-<id>-<node>` and `lh-<id>-hub`, the
+//! host interface `lh<id>h`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::config::Subnet;
+
+/// The run's network.
+#[derive(Debug)]
+pub struct NetnsNet {
+    pub subnet: Subnet,
+    hub: String,
+    namespaces: Vec<String>,
+    host_if: String,
+    destroyed: bool,
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn ns_name(run_id: &str, node: &str) -> String {
+    format!("lh-{run_id}-{node}")
+}
+
+/// Where `ip netns` mounts a namespace: a process joins it by opening this.
+pub fn ns_path(ns: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(ns)
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run `ip` (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Third octets of the `10.77.N.0/24` subnets some interface already uses.
+fn subnets_in_use() -> anyhow::Result<Vec<Subnet>> {
+    let out = ip(&["-o", "-4", "addr", "show"])?;
+    Ok(out
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/').map(|(a, _)| a))
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .map(|a| {
+            let [x, y, z, _] = a.octets();
+            Subnet([x, y, z])
+        })
+        .collect())
+}
+
+impl NetnsNet {
+    /// Creates the namespaces, the hub bridge and the host's interface, and
+    /// gives node i of `nodes` the address `subnet.<octet>`. On failure, what
+    /// was made is removed again.
+    pub fn create(run_id: &str, subnet: Option<Subnet>, nodes: &[(String, u8)]) -> anyhow::Result<NetnsNet> {
+        // Choosing a free subnet and taking it must not race with another run.
+        let lock_path = crate::registry::dir().with_file_name("net.lock");
+        std::fs::create_dir_all(lock_path.parent().expect("has a parent"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("open {}", lock_path.display()))?;
+        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .context("lock the subnet allocation")?;
+        let used = subnets_in_use()?;
+        let subnet = match subnet {
+            Some(s) if used.contains(&s) => bail!("subnet {s} is already in use on this machine"),
+            Some(s) => s,
+            None => (0..=255u8)
+                .map(|n| Subnet([10, 77, n]))
+                .find(|s| !used.contains(s))
+                .context("no free 10.77.N.0/24 subnet")?,
+        };
+        let mut net = NetnsNet {
+            subnet,
+            hub: ns_name(run_id, "hub"),
+            namespaces: Vec::new(),
+            host_if: format!("lh{run_id}h"),
+            destroyed: false,
+        };
+        if let Err(e) = net.build(run_id, nodes) {
+            net.destroy();
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    fn build(&mut self, run_id: &str, nodes: &[(String, u8)]) -> anyhow::Result<()> {
+        let hub = self.hub.clone();
+        ip(&["netns", "add", &hub])?;
+        self.namespaces.push(hub.clone());
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &hub, "link", "set", "br0", "up"])?;
+        ip(&["-n", &hub, "link", "set", "lo", "up"])?;
+        // The host's leg.
+        ip(&["link", "add", &self.host_if, "type", "veth", "peer", "name", "host", "netns", &hub])?;
+        ip(&["-n", &hub, "link", "set", "host", "master", "br0", "up"])?;
+        let host_addr = format!("{}/24", self.subnet.host(1));
+        ip(&["addr", "add", &host_addr, "dev", &self.host_if])?;
+        ip(&["link", "set", &self.host_if, "up"])?;
+        for (name, octet) in nodes {
+            let ns = ns_name(run_id, name);
+            ip(&["netns", "add", &ns])?;
+            self.namespaces.push(ns.clone());
+            let leg = format!("v-{name}");
+            ip(&["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &leg, "netns", &hub])?;
+            ip(&["-n", &hub, "link", "set", &leg, "master", "br0", "up"])?;
+            let addr = format!("{}/24", self.subnet.host(*octet));
+            ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes every namespace (their interfaces go with them) and the host's
+    /// interface. Safe to call twice.
+    pub fn destroy(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        self.destroyed = true;
+        for ns in self.namespaces.drain(..).rev() {
+            if let Err(e) = delete_namespace(&ns) {
+                tracing::warn!(namespace = %ns, error = %e, "cannot delete namespace");
+            }
+        }
+        // Deleting the hub deletes the host's veth with its peer; this is for the
+        // case where the hub was never made.
+        let _ = delete_interface(&self.host_if);
+    }
+}
+
+impl Drop for NetnsNet {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
+
+pub fn delete_namespace(ns: &str) -> anyhow::Result<()> {
+    ip(&["netns", "delete", ns]).map(drop)
+}
+
+pub fn delete_interface(name: &str) -> anyhow::Result<()> {
+    let exists = ip(&["link", "show", name]).is_ok();
+    if exists {
+        ip(&["link", "delete", name])?;
+    }
+    Ok(())
+}
+
+fn run_id_of_ns(ns: &str) -> Option<String> {
+    let rest = ns.strip_prefix("lh-")?;
+    let (id, _) = rest.split_once('-')?;
+    (id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_owned())
+}
+
+/// leasehold namespaces on this machine, with their run ids.
+pub fn leftover_namespaces() -> Vec<(String, String)> {
+    let Ok(out) = ip(&["netns", "list"]) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|ns| run_id_of_ns(ns).map(|id| (id, ns.to_owned())))
+        .collect()
+}
+
+/// leasehold host interfaces (`lh<id>h`), with their run ids.
+pub fn leftover_interfaces() -> Vec<(String, String)> {
+    let Ok(out) = ip(&["-o", "link", "show"]) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .filter_map(|name| {
+            let id = name.strip_prefix("lh")?.strip_suffix('h')?;
+            (id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| (id.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_read_back_from_namespace_names() {
+        assert_eq!(run_id_of_ns("lh-0badcafe-w1").as_deref(), Some("0badcafe"));
+        assert_eq!(run_id_of_ns("lh-0badcafe-hub").as_deref(), Some("0badcafe"));
+        assert_eq!(run_id_of_ns("lh-nothex00-w1"), None);
+        assert_eq!(run_id_of_ns("other"), None);
+    }
+}

@@ -1,0 +1,467 @@
+//! The lifecycle of a run: setup → workload and nemesis for `duration` → heal and
+//! resume everything → final reads → teardown → check → report.
+//!
+//! Once the run folder exists, nothing is lost: a setup error, a failed node or
+//! Ctrl-C still heal, resume, stop every node, remove the network and write the
+//! history recorded so far with a results.json that says what went wrong.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use leasehold_checker::{CheckInput, Checked, Event, EventType, History, LedgerEntry, Process};
+use leasehold_nemesis::{Role, ScheduledFault, schedule};
+use leasehold_nodes::RunClock;
+use leasehold_results::ScheduledFault as ScheduledFaultRecord;
+use leasehold_results::{Counts, FaultRecord, NemesisSummary, NodeSummary, Results, RunDir, Timings};
+use leasehold_workloads::{Completion, StorageClient};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::{Collector, Counters};
+use crate::config::Config;
+use crate::local::{LocalRuntime, NodeSpec};
+use crate::nemesis_driver::Driver;
+use crate::netns::{self, NetnsNet};
+use crate::registry;
+
+/// How long a node may take to answer its health check.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+
+/// What a run needs besides its config.
+pub struct RunOptions {
+    pub config: Config,
+    /// Where the config came from, for messages.
+    pub config_source: String,
+    /// Root of the run folders.
+    pub store: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Cancelled on Ctrl-C.
+    pub cancel: CancellationToken,
+}
+
+/// A finished (or failed, or interrupted) run.
+pub struct RunOutcome {
+    pub results: Results,
+    pub run_dir: PathBuf,
+}
+
+/// Where each node listens: its own address in its namespace, or a free
+/// loopback port when there are no namespaces.
+fn plan(config: &Config, run_id: &str, clock: RunClock, net: Option<&NetnsNet>, run_dir: &RunDir, seed: u64) -> anyhow::Result<Vec<NodeSpec>> {
+    let addr = |octet: u8, port: u16| -> anyhow::Result<SocketAddr> {
+        Ok(match net {
+            Some(n) => SocketAddr::new(IpAddr::V4(n.subnet.host(octet)), port),
+            None if port == 0 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            None => free_loopback_port()?,
+        })
+    };
+    let common = |name: &str| {
+        vec![
+            "--name".to_owned(),
+            name.to_owned(),
+            "--run-id".to_owned(),
+            run_id.to_owned(),
+            "--t0".to_owned(),
+            clock.t0_ns().to_string(),
+        ]
+    };
+    let data_dir = |name: &str| -> anyhow::Result<String> {
+        let d = run_dir.node_data_dir(name);
+        std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+        Ok(d.display().to_string())
+    };
+    let mut specs = Vec::new();
+    for i in 1..=config.lock.nodes.get() {
+        let name = format!("lock{i}");
+        let a = addr(10 + i as u8, 7000)?;
+        let mut args = vec!["lock".to_owned()];
+        args.extend(common(&name));
+        args.extend(["--listen".into(), a.to_string(), "--data-dir".into(), data_dir(&name)?]);
+        specs.push(NodeSpec { name, role: Role::Lock, addr: a, args });
+    }
+    for i in 1..=config.storage.nodes.get() {
+        let name = format!("store{i}");
+        let a = addr(30 + i as u8, 7100)?;
+        let mut args = vec!["storage".to_owned()];
+        args.extend(common(&name));
+        args.extend([
+            "--listen".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            data_dir(&name)?,
+            "--fencing".into(),
+            if config.storage.fencing { "on" } else { "off" }.into(),
+        ]);
+        specs.push(NodeSpec { name, role: Role::Storage, addr: a, args });
+    }
+    let locks: Vec<String> = specs.iter().filter(|s| s.role == Role::Lock).map(|s| s.addr.to_string()).collect();
+    let stores: Vec<String> = specs.iter().filter(|s| s.role == Role::Storage).map(|s| s.addr.to_string()).collect();
+    let w = &config.workload;
+    for i in 1..=w.workers.get() {
+        let name = format!("w{i}");
+        let a = addr(100 + i as u8, 0)?;
+        let mut args = vec!["worker".to_owned()];
+        args.extend(common(&name));
+        args.extend([
+            "--index".into(),
+            (i - 1).to_string(),
+            "--workers".into(),
+            w.workers.to_string(),
+            "--lock".into(),
+            w.lock.clone(),
+            "--lease-ms".into(),
+            w.lease.as_millis().to_string(),
+            "--think-ms".into(),
+            w.think.as_millis().to_string(),
+            "--timeout-ms".into(),
+            w.timeout.as_millis().to_string(),
+            "--backoff-ms".into(),
+            w.backoff.as_millis().to_string(),
+            "--seed".into(),
+            seed.to_string(),
+        ]);
+        for l in &locks {
+            args.extend(["--lock-addr".into(), l.clone()]);
+        }
+        for s in &stores {
+            args.extend(["--storage".into(), s.clone()]);
+        }
+        for k in w.key_names() {
+            args.extend(["--key".into(), k]);
+        }
+        specs.push(NodeSpec { name, role: Role::Worker, addr: a, args });
+    }
+    Ok(specs)
+}
+
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
+    Ok(l.local_addr()?)
+}
+
+/// Runs one test from start to finish.
+pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
+    let RunOptions {
+        mut config,
+        config_source,
+        store,
+        progress,
+        cancel,
+    } = opts;
+    let seed = config.seed.unwrap_or_else(rand::random);
+    config.seed = Some(seed);
+    let run_id = registry::new_run_id();
+    let started = SystemTime::now();
+    let cleaned = registry::cleanup_dead_runs();
+    if !cleaned.is_empty() {
+        tracing::warn!(?cleaned, "removed leftovers of killed runs");
+    }
+    let run_dir = RunDir::create(&store, &config.test, started).context("create the run folder")?;
+    std::fs::write(run_dir.config_path(), config.to_yaml()).context("write config.yaml")?;
+    let _registration = registry::register(&run_id, run_dir.path()).context("register the run")?;
+    tracing::info!(run_id, seed, dir = %run_dir.path().display(), config = %config_source, "run starting");
+
+    let clock = RunClock::starting_now();
+    let t_start = Instant::now();
+    let collector = Collector::start(&run_dir.history_path(), clock)?;
+    let fault_schedule = schedule(&config.nemesis.faults, config.duration, seed);
+    let mut timings = Timings::default();
+    let mut state = RunState {
+        runtime: None,
+        records: Vec::new(),
+        nodes: Vec::new(),
+    };
+    let outcome = drive(&config, &run_id, seed, clock, &run_dir, &collector, &fault_schedule, progress, &cancel, &mut state, &mut timings).await;
+
+    // Teardown happens whatever `drive` returned.
+    let t_teardown = Instant::now();
+    if let Some(mut runtime) = state.runtime.take() {
+        runtime.resume_all();
+        runtime.teardown(Duration::from_secs(2)).await;
+    }
+    let events = collector.finish().await?;
+    let ledger = merge_ledgers(&config, &run_dir);
+    registry::unregister(&run_id);
+    timings.teardown_ms = t_teardown.elapsed().as_millis() as u64;
+
+    // Check what was recorded, even after an error or Ctrl-C.
+    let t_check = Instant::now();
+    let (ledger, ledger_error) = match ledger {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let ops = History::new(events.clone()).ops();
+    let checked = leasehold_checker::check(CheckInput {
+        ops: &ops,
+        ledger: ledger.as_deref(),
+    });
+    timings.check_ms = t_check.elapsed().as_millis() as u64;
+    timings.total_ms = t_start.elapsed().as_millis() as u64;
+
+    let error = match (&outcome, ledger_error) {
+        (Err(e), _) => Some(format!("{e:#}")),
+        (Ok(()), Some(l)) => Some(l),
+        _ => None,
+    };
+    let results = Results {
+        schema_version: leasehold_results::SCHEMA_VERSION,
+        test: config.test.clone(),
+        run_id: run_id.clone(),
+        verdict: checked.validity,
+        interrupted: cancel.is_cancelled(),
+        error,
+        seed,
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        runtime: config.runtime.to_string(),
+        timings,
+        counts: counts(&events, &ops, ledger.as_deref(), &checked),
+        checks: checked.checks,
+        nemesis: NemesisSummary {
+            schedule: fault_schedule.iter().map(schedule_record).collect(),
+            faults: state.records,
+        },
+        nodes: state.nodes,
+    };
+    run_dir.write_results(&results).context("write results.json")?;
+    run_dir.write_report(&results, &events).context("write report.html")?;
+    std::fs::write(run_dir.junit_path(), leasehold_results::render_junit(&results)).context("write junit.xml")?;
+    Ok(RunOutcome {
+        results,
+        run_dir: run_dir.path().to_owned(),
+    })
+}
+
+struct RunState {
+    runtime: Option<LocalRuntime>,
+    records: Vec<FaultRecord>,
+    nodes: Vec<NodeSummary>,
+}
+
+fn schedule_record(f: &ScheduledFault) -> ScheduledFaultRecord {
+    ScheduledFaultRecord {
+        at_ms: f.at.as_millis() as u64,
+        f: f.kind.as_str().to_owned(),
+        target: f.target.to_string(),
+        duration_ms: f.duration.as_millis() as u64,
+    }
+}
+
+/// Setup, workload, heal, final reads. Leaves the runtime in `state` for the
+/// caller to tear down.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    config: &Config,
+    run_id: &str,
+    seed: u64,
+    clock: RunClock,
+    run_dir: &RunDir,
+    collector: &Collector,
+    fault_schedule: &[ScheduledFault],
+    progress: bool,
+    cancel: &CancellationToken,
+    state: &mut RunState,
+    timings: &mut Timings,
+) -> anyhow::Result<()> {
+    let t_setup = Instant::now();
+    let names = config.node_names();
+    let net = if netns::is_root() {
+        let octets: Vec<(String, u8)> = names.iter().map(|n| (n.clone(), octet_of(n))).collect();
+        Some(NetnsNet::create(run_id, config.network.subnet, &octets).context("create the run's network")?)
+    } else {
+        None
+    };
+    let specs = plan(config, run_id, clock, net.as_ref(), run_dir, seed)?;
+    state.nodes = specs
+        .iter()
+        .map(|s| NodeSummary {
+            name: s.name.clone(),
+            role: s.role.to_string(),
+            addr: s.addr.to_string(),
+        })
+        .collect();
+    let runtime = state.runtime.insert(LocalRuntime::new(run_id, net, collector.sender())?);
+    for role in [Role::Lock, Role::Storage, Role::Worker] {
+        for spec in specs.iter().filter(|s| s.role == role) {
+            runtime.spawn(spec.clone(), &run_dir.node_log_path(&spec.name))?;
+        }
+        if role != Role::Worker {
+            for spec in specs.iter().filter(|s| s.role == role) {
+                tokio::select! {
+                    r = runtime.wait_ready(&spec.name, READY_LIMIT) => r?,
+                    _ = cancel.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+    timings.setup_ms = t_setup.elapsed().as_millis() as u64;
+
+    // Workload and nemesis.
+    let t_run = Instant::now();
+    let stop_nemesis = CancellationToken::new();
+    let driver = Driver {
+        schedule: fault_schedule.to_vec(),
+        facts: runtime.facts(),
+        live: collector.live(),
+        events: collector.sender(),
+        clock,
+        seed,
+    };
+    let nemesis = tokio::spawn(driver.run(stop_nemesis.clone()));
+    let bar = progress_bar(progress, config.duration);
+    let counters = collector.counters();
+    let deadline = tokio::time::Instant::now() + config.duration;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => show_progress(&bar, t_run.elapsed(), &counters),
+        }
+    }
+    bar.finish_and_clear();
+    // Heal: the nemesis resumes what it paused, then every node gets SIGCONT.
+    stop_nemesis.cancel();
+    state.records = nemesis.await.context("the nemesis panicked")?;
+    counters.faults.store(state.records.len() as u64, Ordering::Relaxed);
+    runtime.resume_all();
+    timings.run_ms = t_run.elapsed().as_millis() as u64;
+
+    // Workers finish the operation in flight, then stop.
+    let workers = runtime.names(Role::Worker);
+    runtime.stop(&workers, config.workload.timeout * 2 + Duration::from_secs(1)).await;
+    if cancel.is_cancelled() {
+        return Ok(());
+    }
+    final_reads(config, runtime, collector, clock, &specs).await;
+    Ok(())
+}
+
+fn octet_of(name: &str) -> u8 {
+    let num = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u8>().ok());
+    if let Some(i) = num("lock") {
+        10 + i
+    } else if let Some(i) = num("store") {
+        30 + i
+    } else if let Some(i) = num("w") {
+        100 + i
+    } else {
+        250
+    }
+}
+
+/// Reads every key once everything is quiet, as the history's `final` process.
+async fn final_reads(config: &Config, _runtime: &LocalRuntime, collector: &Collector, clock: RunClock, specs: &[NodeSpec]) {
+    let stores: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Storage).collect();
+    let events = collector.sender();
+    let emit = |kind: EventType, value: serde_json::Value, error: Option<String>| {
+        let _ = events.send(Event {
+            index: 0,
+            time: clock.now(),
+            process: Process::Named("final".into()),
+            node: None,
+            kind,
+            f: "read".into(),
+            value,
+            error,
+        });
+    };
+    for (i, key) in config.workload.key_names().into_iter().enumerate() {
+        let store = stores[i % stores.len()];
+        let client = match StorageClient::new(&store.addr.to_string(), "final", config.workload.timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "final read client");
+                continue;
+            }
+        };
+        emit(EventType::Invoke, json!({"key": key}), None);
+        match client.read(&key).await {
+            Completion::Ok(Some(v)) => emit(
+                EventType::Ok,
+                json!({"key": key, "token": v.token, "data": v.data, "from": v.from}),
+                None,
+            ),
+            Completion::Ok(None) => emit(EventType::Ok, json!({"key": key}), None),
+            Completion::Fail(e) => emit(EventType::Fail, json!({"key": key}), Some(e)),
+            Completion::Info(e) => emit(EventType::Info, json!({"key": key}), Some(e)),
+        }
+    }
+}
+
+/// Merges the storage nodes' ledgers by decision time into the run's
+/// `ledger.jsonl`.
+fn merge_ledgers(config: &Config, run_dir: &RunDir) -> anyhow::Result<Vec<LedgerEntry>> {
+    let mut all = Vec::new();
+    for i in 1..=config.storage.nodes.get() {
+        let path = run_dir.node_data_dir(&format!("store{i}")).join("ledger.jsonl");
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // A storage node that never started has no ledger.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+        };
+        let entries = leasehold_checker::read_ledger(std::io::BufReader::new(file))
+            .with_context(|| format!("read {}", path.display()))?;
+        all.extend(entries);
+    }
+    all.sort_by_key(|e| e.time);
+    let mut text = String::new();
+    for e in &all {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    std::fs::write(run_dir.ledger_path(), text).context("write ledger.jsonl")?;
+    Ok(all)
+}
+
+fn counts(events: &[Event], ops: &[leasehold_checker::Op], ledger: Option<&[LedgerEntry]>, checked: &Checked) -> Counts {
+    use leasehold_checker::{Call, Decision};
+    let stat = |name: &str| {
+        checked
+            .checks
+            .iter()
+            .find(|c| c.name == "stale-write")
+            .and_then(|c| c.stats.get(name))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    };
+    let decided = |d: Decision| ledger.map_or(0, |l| l.iter().filter(|e| e.decision == d).count() as u64);
+    Counts {
+        events: events.len() as u64,
+        ops: ops.len() as u64,
+        acquires_ok: ops
+            .iter()
+            .filter(|o| o.is_ok() && matches!(o.call, Call::Acquire { .. }))
+            .count() as u64,
+        writes_accepted: decided(Decision::Accepted),
+        writes_rejected: decided(Decision::Rejected),
+        stale_accepted: stat("stale_accepted"),
+        stale_rejected: stat("stale_rejected"),
+    }
+}
+
+fn progress_bar(show: bool, duration: Duration) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>3} [{bar:30}] {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, elapsed: Duration, counters: &Counters) {
+    bar.set_position(elapsed.as_millis() as u64);
+    bar.set_message(format!(
+        "{} events, {} writes",
+        counters.events.load(Ordering::Relaxed),
+        counters.writes.load(Ordering::Relaxed),
+    ));
+}

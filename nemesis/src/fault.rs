@@ -1,0 +1,225 @@
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::RngExt;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::live::LiveState;
+use crate::node::{NodeFacts, Role};
+use crate::span::Span;
+
+/// The faults leasehold can inject. Each has its healing twin (`pause` is undone
+/// by `resume`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// SIGSTOP every process of the node, as a stop-the-world GC pause does;
+    /// healed by SIGCONT.
+    Pause,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Pause => "pause",
+        }
+    }
+
+    /// The history `f` of the action that heals this fault.
+    pub fn heal_name(self) -> &'static str {
+        match self {
+            FaultKind::Pause => "resume",
+        }
+    }
+}
+
+/// Which nodes a fault hits, resolved when the fault starts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// One node by name (`w2`, `lock1`).
+    Node(String),
+    /// Every node of a role (`lock`, `storage`, `worker`).
+    Role(Role),
+    /// The worker holding the lock now, caught before it has used its token: the
+    /// moment at which a GC pause turns into a stale write. If the current holder
+    /// has already written, the nemesis waits for the next one.
+    Holder,
+    /// One node drawn with the run's seed.
+    One,
+    /// Fewer than half of the nodes, drawn with the run's seed.
+    Minority,
+    /// More than half of the nodes, drawn with the run's seed.
+    Majority,
+    /// Every node.
+    All,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Node(n) => f.write_str(n),
+            Target::Role(r) => f.write_str(r.as_str()),
+            Target::Holder => f.write_str("holder"),
+            Target::One => f.write_str("one"),
+            Target::Minority => f.write_str("minority"),
+            Target::Majority => f.write_str("majority"),
+            Target::All => f.write_str("all"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "holder" => Target::Holder,
+            "one" => Target::One,
+            "minority" => Target::Minority,
+            "majority" => Target::Majority,
+            "all" => Target::All,
+            "lock" => Target::Role(Role::Lock),
+            "storage" => Target::Role(Role::Storage),
+            "worker" => Target::Role(Role::Worker),
+            "" => return Err("a target cannot be empty".into()),
+            name if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+                Target::Node(name.to_owned())
+            }
+            other => return Err(format!("{other:?} is not a node name or a target")),
+        })
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One fault generator of a config: inject `fault` on `target` for `for`, first
+/// after `start_after`, then every `every` (start to start) until the run ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub fault: FaultKind,
+    pub target: Target,
+    /// How long the fault lasts before it is healed.
+    #[serde(rename = "for")]
+    pub duration: Span,
+    /// Time between the starts of two faults of this generator; absent: once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Span>,
+    #[serde(default, with = "humantime_serde")]
+    pub start_after: Duration,
+}
+
+/// What a target names at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// These nodes, by name.
+    Nodes(Vec<String>),
+    /// Nothing matches yet (no holder right now); ask again shortly.
+    Wait,
+}
+
+impl Target {
+    /// Resolves the target against the nodes of a run and what is known live.
+    /// Random choices come from `rng`, which the caller seeds from the run's seed.
+    pub fn resolve(
+        &self,
+        nodes: &[NodeFacts],
+        live: &LiveState,
+        rng: &mut impl rand::Rng,
+    ) -> Resolution {
+        let names = |it: &mut dyn Iterator<Item = &NodeFacts>| {
+            it.map(|n| n.name.clone()).collect::<Vec<_>>()
+        };
+        let pick = |count: usize, rng: &mut dyn FnMut(usize) -> usize| {
+            let mut all: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            let mut chosen = Vec::with_capacity(count);
+            for _ in 0..count.min(all.len()) {
+                let i = rng(all.len());
+                chosen.push(all.swap_remove(i));
+            }
+            chosen.sort();
+            chosen
+        };
+        let mut draw = |n: usize| rng.random_range(0..n);
+        let total = nodes.len();
+        let found = match self {
+            Target::Node(name) => names(&mut nodes.iter().filter(|n| &n.name == name)),
+            Target::Role(role) => names(&mut nodes.iter().filter(|n| n.role == *role)),
+            Target::All => names(&mut nodes.iter()),
+            Target::One => pick(1, &mut draw),
+            Target::Minority => pick(total.saturating_sub(1) / 2, &mut draw),
+            Target::Majority => pick(total / 2 + 1, &mut draw),
+            Target::Holder => live.holder().map(|h| vec![h.to_owned()]).unwrap_or_default(),
+        };
+        if found.is_empty() {
+            Resolution::Wait
+        } else {
+            Resolution::Nodes(found)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn node(name: &str, role: Role) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            role,
+            pids: vec![],
+            pgid: None,
+            netns: None,
+            addr: String::new(),
+        }
+    }
+
+    #[test]
+    fn targets_parse_and_print_back() {
+        for s in ["holder", "one", "all", "minority", "majority", "lock", "worker", "w2"] {
+            assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
+        }
+        assert!("w 2".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn resolves_roles_counts_and_the_holder() {
+        let nodes = [
+            node("lock1", Role::Lock),
+            node("store1", Role::Storage),
+            node("w1", Role::Worker),
+            node("w2", Role::Worker),
+            node("w3", Role::Worker),
+        ];
+        let live = LiveState::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let got = |t: Target, rng: &mut rand_chacha::ChaCha8Rng| match t.resolve(&nodes, &live, rng) {
+            Resolution::Nodes(n) => n,
+            Resolution::Wait => vec![],
+        };
+        assert_eq!(got(Target::Role(Role::Worker), &mut rng), ["w1", "w2", "w3"]);
+        assert_eq!(got(Target::One, &mut rng).len(), 1);
+        assert_eq!(got(Target::Minority, &mut rng).len(), 2);
+        assert_eq!(got(Target::Majority, &mut rng).len(), 3);
+        assert_eq!(
+            Target::Holder.resolve(&nodes, &live, &mut rng),
+            Resolution::Wait,
+            "nobody holds the lock yet"
+        );
+        assert_eq!(Target::Node("w9".into()).resolve(&nodes, &live, &mut rng), Resolution::Wait);
+    }
+}

@@ -1,0 +1,98 @@
+//! The pause mechanism: SIGSTOP/SIGCONT to every process of a node, and a check
+//! that the kernel really stopped (or resumed) each of them.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::NemesisError;
+use crate::node::NodeFacts;
+
+/// The scheduler state of a process, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    /// `T` (stopped by a signal) or `t` (stopped by a tracer).
+    Stopped,
+    /// Any other live state (running, sleeping, disk wait…).
+    Live(char),
+    /// A zombie (`Z`) or a process that no longer exists.
+    Gone,
+}
+
+/// Reads the state of `pid`.
+pub fn proc_state(pid: i32) -> ProcState {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ProcState::Gone;
+    };
+    // The command name may hold spaces and parentheses: the state follows the
+    // last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    match state {
+        Some('T' | 't') => ProcState::Stopped,
+        Some('Z' | 'X') | None => ProcState::Gone,
+        Some(c) => ProcState::Live(c),
+    }
+}
+
+/// Sends `signal` to every process of `node`: its process group when it has
+/// one, and each known PID (a container's processes share no group).
+pub fn signal_node(node: &NodeFacts, signal: Signal) -> Result<(), NemesisError> {
+    let err = |pid: i32, source| NemesisError::Signal {
+        node: node.name.clone(),
+        pid,
+        signal: signal.as_str(),
+        source,
+    };
+    if let Some(pgid) = node.pgid {
+        match killpg(Pid::from_raw(pgid), signal) {
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(e) => return Err(err(pgid, e)),
+        }
+    }
+    for &pid in &node.pids {
+        match kill(Pid::from_raw(pid), signal) {
+            // A process that exited has nothing left to pause.
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(e) => return Err(err(pid, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every live process of `node` is stopped (`stopped = true`) or
+/// running again, polling `/proc` without sleeping at first: a stop lands in
+/// tens of microseconds and the pause latency is what we measure.
+pub(crate) fn wait_for(node: &NodeFacts, stopped: bool, limit: Duration) -> Result<(), NemesisError> {
+    let start = Instant::now();
+    for &pid in &node.pids {
+        let mut spins = 0u32;
+        loop {
+            let ok = match proc_state(pid) {
+                ProcState::Gone => true,
+                ProcState::Stopped => stopped,
+                ProcState::Live(_) => !stopped,
+            };
+            if ok {
+                break;
+            }
+            if start.elapsed() > limit {
+                return Err(NemesisError::NotInState {
+                    node: node.name.clone(),
+                    pid,
+                    want: if stopped { "T (stopped)" } else { "running" },
+                    waited_ms: limit.as_millis() as u64,
+                });
+            }
+            spins += 1;
+            if spins < 200 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    Ok(())
+}

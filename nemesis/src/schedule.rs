@@ -1,0 +1,114 @@
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::fault::{FaultKind, FaultSpec, Target};
+
+/// Quiet time left at the end of a run after the last fault heals, so that what
+/// the fault set in motion (a paused holder waking up and writing) is seen.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// One fault of a run's schedule: inject `kind` on `target` at `at` after the run
+/// started, and heal it `duration` later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledFault {
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    pub kind: FaultKind,
+    pub target: Target,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Which generator of the config made it.
+    pub spec: usize,
+}
+
+impl ScheduledFault {
+    pub fn ends(&self) -> Duration {
+        self.at + self.duration
+    }
+}
+
+/// Derives the schedule of a run from its fault generators and its seed: the
+/// same seed gives the same schedule. Faults of one generator never overlap each
+/// other, and every fault heals at least [`SETTLE`] before the run ends.
+pub fn schedule(specs: &[FaultSpec], run: Duration, seed: u64) -> Vec<ScheduledFault> {
+    let Some(last_end) = run.checked_sub(SETTLE) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        // One stream per generator, so adding a generator does not reshuffle the
+        // others' schedules.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut at = spec.start_after;
+        loop {
+            let duration = spec.duration.sample(&mut rng);
+            if at + duration > last_end {
+                break;
+            }
+            out.push(ScheduledFault {
+                at,
+                kind: spec.fault,
+                target: spec.target.clone(),
+                duration,
+                spec: i,
+            });
+            let Some(every) = spec.every else { break };
+            // Start to start, but never before this fault has healed.
+            at = (at + every.sample(&mut rng)).max(at + duration);
+            if every.max.is_zero() && duration.is_zero() {
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|f| (f.at, f.spec));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::Span;
+
+    fn spec(every: &str, dur: &str) -> FaultSpec {
+        FaultSpec {
+            fault: FaultKind::Pause,
+            target: Target::Holder,
+            duration: dur.parse().unwrap(),
+            every: Some(every.parse::<Span>().unwrap()),
+            start_after: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn fixed_spans_give_a_regular_schedule_that_ends_before_the_run() {
+        let s = schedule(&[spec("3s", "2s")], Duration::from_secs(10), 1);
+        let starts: Vec<u64> = s.iter().map(|f| f.at.as_secs()).collect();
+        assert_eq!(starts, [1, 4, 7], "7s + 2s still heals a second before 10s");
+        assert!(s.iter().all(|f| f.ends() + SETTLE <= Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
+        let specs = [spec("1s..4s", "500ms..2s")];
+        let run = Duration::from_secs(60);
+        assert_eq!(schedule(&specs, run, 42), schedule(&specs, run, 42));
+        assert_ne!(schedule(&specs, run, 42), schedule(&specs, run, 43));
+    }
+
+    #[test]
+    fn faults_of_one_generator_never_overlap() {
+        for seed in 0..50 {
+            let s = schedule(&[spec("100ms..3s", "1s..2s")], Duration::from_secs(30), seed);
+            assert!(s.windows(2).all(|w| w[0].ends() <= w[1].at), "seed {seed}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_too_short_for_any_fault_gets_none() {
+        assert!(schedule(&[spec("1s", "2s")], Duration::from_secs(3), 0).is_empty());
+        assert!(schedule(&[spec("1s", "2s")], Duration::from_millis(500), 0).is_empty());
+    }
+}

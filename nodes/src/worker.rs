@@ -1,0 +1,253 @@
+//! The worker: a lock client that loops acquire → hold → write(token) → release
+//! and reports every operation as history events on its output.
+//!
+//! The worker is deliberately the naive client of the classic bug: it checks its
+//! lease (and renews) while it holds, but writes right after its hold without
+//! looking at the clock again. A stop-the-world pause between that last check and
+//! the write is exactly what turns it into a zombie writing with an old token.
+
+use std::io::Write;
+use std::time::Duration;
+
+use leasehold_checker::{Event, EventType, Process};
+use leasehold_workloads::{Completion, Grant, LockClient, StorageClient};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::RunClock;
+
+/// Everything a worker needs to know.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Node name, e.g. `w1`.
+    pub name: String,
+    /// 0-based index among the run's workers: its first process number.
+    pub index: u64,
+    /// How many workers the run has: a retired process continues as
+    /// `process + workers`, so process numbers never collide.
+    pub workers: u64,
+    /// Lock name.
+    pub lock: String,
+    /// Storage addresses (`ip:port`); key i goes to storage i mod n.
+    pub storage: Vec<String>,
+    /// Keys this worker writes, in turn.
+    pub keys: Vec<String>,
+    /// The lease it asks for.
+    pub lease: Duration,
+    /// How long it holds the lock before writing.
+    pub think: Duration,
+    /// Request timeout; a timed-out request is `info`.
+    pub timeout: Duration,
+    /// Upper bound of the random wait after a busy lock and after a release.
+    pub backoff: Duration,
+    pub seed: u64,
+    pub clock: RunClock,
+}
+
+/// Writes events as JSON lines, one `write` per line so lines from a process
+/// stopped mid-way are never torn.
+pub struct EventSink<W: Write> {
+    out: W,
+    clock: RunClock,
+    node: String,
+}
+
+impl<W: Write> EventSink<W> {
+    pub fn new(out: W, clock: RunClock, node: &str) -> Self {
+        EventSink {
+            out,
+            clock,
+            node: node.to_owned(),
+        }
+    }
+
+    /// Emits one event stamped now. The controller assigns the index.
+    pub fn emit(
+        &mut self,
+        process: u64,
+        kind: EventType,
+        f: &str,
+        value: Value,
+        error: Option<&str>,
+    ) {
+        let event = Event {
+            index: 0,
+            time: self.clock.now(),
+            process: Process::Client(process),
+            node: Some(self.node.clone()),
+            kind,
+            f: f.to_owned(),
+            value,
+            error: error.map(str::to_owned),
+        };
+        let mut line = serde_json::to_vec(&event).expect("events serialize");
+        line.push(b'\n');
+        // The controller going away is not the worker's problem to report.
+        let _ = self.out.write_all(&line);
+        let _ = self.out.flush();
+    }
+}
+
+/// A worker's process number, retired after an indeterminate operation.
+struct ProcessNo {
+    current: u64,
+    stride: u64,
+}
+
+impl ProcessNo {
+    fn retire(&mut self) {
+        self.current += self.stride;
+    }
+}
+
+/// Runs the workload loop until `shutdown` is cancelled. An operation in flight
+/// when it is cancelled completes and is recorded; a held lock is released.
+pub async fn run_worker<C: LockClient, W: Write>(
+    cfg: WorkerConfig,
+    mut client: C,
+    out: W,
+    shutdown: CancellationToken,
+) -> Result<(), crate::NodeError> {
+    let storages = cfg
+        .storage
+        .iter()
+        .map(|addr| StorageClient::new(addr, &cfg.name, cfg.timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sink = EventSink::new(out, cfg.clock, &cfg.name);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.index.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut process = ProcessNo {
+        current: cfg.index,
+        stride: cfg.workers.max(1),
+    };
+    let ttl_ms = cfg.lease.as_millis() as u64;
+    let mut seq = 0u64;
+    let backoff = |rng: &mut ChaCha8Rng| {
+        let max = cfg.backoff.as_millis().max(1) as u64;
+        Duration::from_millis(rng.random_range(max / 2..=max))
+    };
+
+    while !shutdown.is_cancelled() {
+        // Acquire.
+        let ask = json!({"lock": cfg.lock, "ttl_ms": ttl_ms});
+        sink.emit(
+            process.current,
+            EventType::Invoke,
+            "acquire",
+            ask.clone(),
+            None,
+        );
+        let mut sent = Instant::now();
+        let reply = client.acquire(&cfg.lock, cfg.lease).await;
+        let Grant { token, lease_ms } = match reply {
+            Completion::Ok(g) => {
+                let v = json!({"lock": cfg.lock, "token": g.token, "lease_ms": g.lease_ms});
+                sink.emit(process.current, EventType::Ok, "acquire", v, None);
+                g
+            }
+            other => {
+                complete(&mut sink, &mut process, "acquire", ask, &other);
+                idle(&shutdown, backoff(&mut rng)).await;
+                continue;
+            }
+        };
+        tracing::debug!(token, lease_ms, "acquired");
+
+        // Hold: renew whenever half the lease has gone by, check nothing after the
+        // last sleep.
+        let think_end = Instant::now() + cfg.think;
+        let mut lease = Duration::from_millis(lease_ms);
+        let mut holding = true;
+        loop {
+            let now = Instant::now();
+            if now >= think_end {
+                break;
+            }
+            let renew_at = sent + lease / 2;
+            if now >= renew_at {
+                let v = json!({"lock": cfg.lock, "token": token, "ttl_ms": ttl_ms});
+                sink.emit(process.current, EventType::Invoke, "renew", v.clone(), None);
+                sent = Instant::now();
+                match client.renew(&cfg.lock, token, cfg.lease).await {
+                    Completion::Ok(g) => {
+                        lease = Duration::from_millis(g.lease_ms);
+                        let v = json!({"lock": cfg.lock, "token": token, "lease_ms": g.lease_ms});
+                        sink.emit(process.current, EventType::Ok, "renew", v, None);
+                    }
+                    other => {
+                        complete(&mut sink, &mut process, "renew", v, &other);
+                        holding = false;
+                        break;
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(think_end.min(renew_at)) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        if !holding {
+            // The lease is gone (or unknown): a careful client stops here.
+            idle(&shutdown, backoff(&mut rng)).await;
+            continue;
+        }
+
+        // Write with the token, unless we are shutting down mid-hold.
+        if !shutdown.is_cancelled() {
+            let key_index = seq as usize % cfg.keys.len();
+            let key = &cfg.keys[key_index];
+            let data = format!("{}-{seq}", cfg.name);
+            seq += 1;
+            let storage = &storages[key_index % storages.len()];
+            let v = json!({"key": key, "token": token, "data": data});
+            sink.emit(process.current, EventType::Invoke, "write", v.clone(), None);
+            let reply = storage.write(key, &data, token).await;
+            complete(&mut sink, &mut process, "write", v, &reply.map(|_| ()));
+        }
+
+        // Release.
+        let v = json!({"lock": cfg.lock, "token": token});
+        sink.emit(
+            process.current,
+            EventType::Invoke,
+            "release",
+            v.clone(),
+            None,
+        );
+        let reply = client.release(&cfg.lock, token).await;
+        complete(&mut sink, &mut process, "release", v, &reply);
+        idle(&shutdown, backoff(&mut rng)).await;
+    }
+    Ok(())
+}
+
+/// Records a completion whose value is the invocation's, retiring the process
+/// after an indeterminate one.
+fn complete<W: Write, T>(
+    sink: &mut EventSink<W>,
+    process: &mut ProcessNo,
+    f: &str,
+    value: Value,
+    reply: &Completion<T>,
+) {
+    let kind = match reply {
+        Completion::Ok(_) => EventType::Ok,
+        Completion::Fail(_) => EventType::Fail,
+        Completion::Info(_) => EventType::Info,
+    };
+    sink.emit(process.current, kind, f, value, reply.error());
+    if kind == EventType::Info {
+        process.retire();
+    }
+}
+
+async fn idle(shutdown: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}

@@ -1,0 +1,54 @@
+//! The errors of this crate: all of them are about files, so each names its path.
+
+use std::path::PathBuf;
+
+/// Something went wrong reading or writing a run folder.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// A file-system call failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file could not be parsed or written.
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A history file could not be parsed.
+    #[error("{}: {source}", path.display())]
+    History {
+        path: PathBuf,
+        #[source]
+        source: leasehold_checker::HistoryError,
+    },
+    /// `results.json` was written by a newer leasehold whose schema this one
+    /// cannot promise to read correctly.
+    #[error("{}: schema version {found} is newer than this leasehold's ({supported})", path.display())]
+    SchemaVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// A test name must be usable as one folder name under the store.
+    #[error("invalid test name {name:?}: {reason}")]
+    InvalidTestName { name: String, reason: &'static str },
+    /// [`RunDir::open`](crate::RunDir::open) was given something that is not a
+    /// folder.
+    #[error("{}: not a run folder", path.display())]
+    NotARunDir { path: PathBuf },
+}
+
+/// `Result` with [`ResultsError`].
+pub type Result<T, E = ResultsError> = std::result::Result<T, E>;
+
+impl ResultsError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ResultsError {
+        let path = path.into();
+        move |source| ResultsError::Io { path, source }
+    }
+}

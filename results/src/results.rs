@@ -1,0 +1,371 @@
+//! `results.json`: the machine-readable outcome of one run.
+//!
+//! The schema is a contract with CI scripts and later `leasehold` versions, so it
+//! carries a version number and only plain data.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use leasehold_checker::{CheckReport, Checked, Event, EventType, History, Validity};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ResultsError};
+
+/// The version of the `results.json` schema this crate writes. Bump it when a
+/// field changes meaning or disappears; adding an optional field does not need it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The schema of `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// The test's name from the config (also the folder under the store).
+    pub test: String,
+    pub run_id: String,
+    /// The combined verdict of all checks. When the run failed before it could be
+    /// checked this stays [`Validity::Unknown`]; `error` says why.
+    pub verdict: Validity,
+    /// The run was stopped early (Ctrl-C); checks cover only the partial history.
+    pub interrupted: bool,
+    /// The run itself failed (bad config, setup error): not a verdict on the lock.
+    pub error: Option<String>,
+    /// The seed of the nemesis schedule and the workload: rerun with it to replay.
+    pub seed: u64,
+    /// Wall-clock start of the run, RFC 3339 in UTC (see [`rfc3339`]).
+    pub started_at: String,
+    /// `"local"` or `"docker"`.
+    pub runtime: String,
+    pub timings: Timings,
+    pub counts: Counts,
+    pub checks: Vec<CheckReport>,
+    pub nemesis: NemesisSummary,
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// How long each phase of the run took, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub setup_ms: u64,
+    pub run_ms: u64,
+    pub teardown_ms: u64,
+    pub check_ms: u64,
+    pub total_ms: u64,
+}
+
+/// Headline numbers, so a dashboard need not re-read the history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Lines of `history.jsonl`.
+    pub events: u64,
+    /// Client operations (invocations).
+    pub ops: u64,
+    pub acquires_ok: u64,
+    pub writes_accepted: u64,
+    pub writes_rejected: u64,
+    /// Writes storage accepted from a holder that had lost its lease.
+    pub stale_accepted: u64,
+    /// Writes storage rejected from a holder that had lost its lease: fencing at
+    /// work.
+    pub stale_rejected: u64,
+}
+
+/// The faults planned and the faults that actually happened. Both are kept
+/// because a schedule entry may be skipped (no holder at that moment) and a fault's
+/// timing is only known once it is applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NemesisSummary {
+    pub schedule: Vec<ScheduledFault>,
+    pub faults: Vec<FaultRecord>,
+}
+
+/// One entry of the seeded schedule, as planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledFault {
+    /// Milliseconds after the workload started.
+    pub at_ms: u64,
+    /// What to do: `"pause"`, `"partition"`, `"kill"`, …
+    pub f: String,
+    /// Whom, as written in the config: `"holder"`, `"w2"`, `"minority"`, …
+    pub target: String,
+    pub duration_ms: u64,
+}
+
+/// One fault as it was applied. Times are nanoseconds since the run started, on
+/// the history's clock, so they line up with events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub f: String,
+    /// The target as scheduled (`"holder"`).
+    pub target: String,
+    /// The nodes the target resolved to (`["w1"]`).
+    pub nodes: Vec<String>,
+    /// When the nemesis decided to act.
+    pub start_ns: u64,
+    /// When the fault took effect (e.g. every process stopped); `None` if unknown.
+    pub effective_ns: Option<u64>,
+    /// When it was healed or resumed; `None` if that was not recorded.
+    pub end_ns: Option<u64>,
+    pub note: Option<String>,
+}
+
+/// One node of the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub name: String,
+    /// `"lock"`, `"storage"` or `"worker"`.
+    pub role: String,
+    pub addr: String,
+}
+
+/// Formats a wall-clock time as RFC 3339 in UTC with milliseconds
+/// (`2026-11-25T19:38:00.123Z`), the form of [`Results::started_at`].
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl Results {
+    /// A run that has not been checked yet: verdict unknown, everything else empty
+    /// or zero. The harness fills the rest as the run goes, so that even a run that
+    /// fails during setup can write a valid `results.json`.
+    pub fn new(
+        test: impl Into<String>,
+        run_id: impl Into<String>,
+        seed: u64,
+        started: SystemTime,
+        runtime: impl Into<String>,
+    ) -> Results {
+        Results {
+            schema_version: SCHEMA_VERSION,
+            test: test.into(),
+            run_id: run_id.into(),
+            verdict: Validity::Unknown,
+            interrupted: false,
+            error: None,
+            seed,
+            started_at: rfc3339(started),
+            runtime: runtime.into(),
+            timings: Timings::default(),
+            counts: Counts::default(),
+            checks: Vec::new(),
+            nemesis: NemesisSummary::default(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Takes the checker's outcome: the verdict, each check's report, and the
+    /// counts derived from them and the history.
+    pub fn record_checks(&mut self, checked: Checked, history: &[Event]) {
+        self.verdict = checked.validity;
+        self.checks = checked.checks;
+        self.counts = Counts::tally(history, &self.checks);
+    }
+
+    /// The process exit code of `leasehold run` / `leasehold check`: 0 valid,
+    /// 1 invalid, 2 unknown, 3 when the run itself failed, and 130 (the shell's
+    /// code for SIGINT) when it was interrupted, whatever the verdict, because a
+    /// partial history proves nothing about a clean run.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else if self.error.is_some() {
+            3
+        } else {
+            self.verdict.exit_code()
+        }
+    }
+
+    /// Reads a `results.json`, refusing a newer schema rather than misreading it.
+    pub fn read(path: &Path) -> Result<Results> {
+        let text = std::fs::read_to_string(path).map_err(ResultsError::io(path))?;
+        Results::from_json(&text).map_err(|e| match e {
+            ResultsError::Json { source, .. } => ResultsError::Json {
+                path: path.to_owned(),
+                source,
+            },
+            ResultsError::SchemaVersion {
+                found, supported, ..
+            } => ResultsError::SchemaVersion {
+                path: path.to_owned(),
+                found,
+                supported,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses `results.json` text; the version is checked first so that a newer
+    /// file fails with a clear message instead of a missing-field error.
+    pub fn from_json(text: &str) -> Result<Results> {
+        let json_err = |source| ResultsError::Json {
+            path: "results.json".into(),
+            source,
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let v: Version = serde_json::from_str(text).map_err(json_err)?;
+        if v.schema_version > SCHEMA_VERSION {
+            return Err(ResultsError::SchemaVersion {
+                path: "results.json".into(),
+                found: v.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        serde_json::from_str(text).map_err(json_err)
+    }
+
+    /// Pretty JSON with a trailing newline, as written to `results.json`.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("Results serializes to JSON");
+        s.push('\n');
+        s
+    }
+
+    /// The report of the check named `name` (`"stale-write"`), if it ran.
+    pub fn check(&self, name: &str) -> Option<&CheckReport> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+impl Counts {
+    /// Counts what the history and the checks tell. Write and stale counts come
+    /// from the stale-write check's `stats` when it ran (it knows which writes were
+    /// stale); otherwise writes are counted from the history (`ok` writes accepted,
+    /// `fail` writes whose error starts with `rejected`).
+    pub fn tally(history: &[Event], checks: &[CheckReport]) -> Counts {
+        let ops = History::new(history.to_vec()).ops();
+        let acquires_ok = ops
+            .iter()
+            .filter(|op| op.is_ok() && matches!(op.call, leasehold_checker::Call::Acquire { .. }))
+            .count() as u64;
+        let mut counts = Counts {
+            events: history.len() as u64,
+            ops: ops.len() as u64,
+            acquires_ok,
+            writes_accepted: history
+                .iter()
+                .filter(|e| e.f == "write" && e.kind == EventType::Ok)
+                .count() as u64,
+            writes_rejected: history.iter().filter(|e| is_rejected_write(e)).count() as u64,
+            stale_accepted: 0,
+            stale_rejected: 0,
+        };
+        if let Some(stale) = checks.iter().find(|c| c.name == "stale-write") {
+            let stat = |name: &str| stale.stats.get(name).and_then(|v| v.as_u64());
+            if let Some(n) = stat("writes_accepted") {
+                counts.writes_accepted = n;
+            }
+            if let Some(n) = stat("writes_rejected") {
+                counts.writes_rejected = n;
+            }
+            counts.stale_accepted = stat("stale_accepted").unwrap_or(0);
+            counts.stale_rejected = stat("stale_rejected").unwrap_or(0);
+        }
+        counts
+    }
+}
+
+/// A write that storage refused (fencing), as the worker reports it.
+pub(crate) fn is_rejected_write(e: &Event) -> bool {
+    e.f == "write"
+        && e.kind == EventType::Fail
+        && e.error
+            .as_deref()
+            .is_some_and(|s| s.starts_with("rejected"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn sample() -> Results {
+        Results::new(
+            "fencing-off",
+            "run-1",
+            42,
+            UNIX_EPOCH + Duration::from_millis(1_795_635_480_123),
+            "local",
+        )
+    }
+
+    #[test]
+    fn exit_codes() {
+        let mut r = sample();
+        r.verdict = Validity::Valid;
+        assert_eq!(r.exit_code(), 0);
+        r.verdict = Validity::Invalid;
+        assert_eq!(r.exit_code(), 1);
+        r.verdict = Validity::Unknown;
+        assert_eq!(r.exit_code(), 2);
+        r.error = Some("setup failed".into());
+        assert_eq!(r.exit_code(), 3);
+        r.interrupted = true;
+        r.verdict = Validity::Invalid;
+        assert_eq!(r.exit_code(), 130);
+    }
+
+    #[test]
+    fn round_trips_and_checks_version() {
+        let r = sample();
+        assert_eq!(r.started_at, "2026-11-25T19:38:00.123Z");
+        let json = r.to_json();
+        assert_eq!(Results::from_json(&json).unwrap(), r);
+
+        let newer = json.replace("\"schema_version\": 1", "\"schema_version\": 2");
+        assert!(matches!(
+            Results::from_json(&newer),
+            Err(ResultsError::SchemaVersion { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn tally_prefers_the_stale_write_stats() {
+        use crate::test_support::seed_history;
+        let history = seed_history(true);
+        let plain = Counts::tally(&history, &[]);
+        assert_eq!(
+            plain,
+            Counts {
+                events: 12,
+                ops: 5,
+                acquires_ok: 2,
+                writes_accepted: 2,
+                writes_rejected: 1,
+                stale_accepted: 0,
+                stale_rejected: 0,
+            }
+        );
+
+        let stats = serde_json::json!({
+            "writes_accepted": 2, "writes_rejected": 1, "stale_accepted": 0,
+            "stale_possible": 0, "stale_rejected": 1, "unjudged": 0,
+        });
+        let checked = Checked {
+            validity: Validity::Valid,
+            checks: vec![CheckReport {
+                name: "stale-write".into(),
+                validity: Validity::Valid,
+                summary: String::new(),
+                anomalies: vec![],
+                stats: stats.as_object().unwrap().clone(),
+            }],
+        };
+        let mut r = sample();
+        r.record_checks(checked, &history);
+        assert_eq!(r.verdict, Validity::Valid);
+        assert_eq!(r.counts.stale_rejected, 1);
+        assert_eq!(r.check("stale-write").unwrap().name, "stale-write");
+    }
+
+    #[test]
+    fn read_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        std::fs::write(&path, "{").unwrap();
+        let err = Results::read(&path).unwrap_err();
+        assert!(err.to_string().contains("results.json"), "{err}");
+    }
+}

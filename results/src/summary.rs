@@ -1,0 +1,275 @@
+//! The few lines a person reads in the terminal after a run.
+//!
+//! Plain text without colors, so it reads the same in a CI log, a pipe or a
+//! snapshot test; the details are in `report.html`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use leasehold_checker::Validity;
+
+use crate::results::{FaultRecord, Results};
+
+/// At most this many anomalies per check are listed; the report has them all.
+const MAX_ANOMALIES_SHOWN: usize = 10;
+
+impl Results {
+    /// The verdict in one line, e.g. `INVALID: storage accepted 2 stale writes`.
+    /// The same line heads the summary, the report and the JUnit output.
+    pub fn headline(&self) -> String {
+        if let Some(error) = &self.error {
+            return format!("ERROR: the run failed: {}", one_line(error));
+        }
+        let word = self.verdict.as_str().to_uppercase();
+        let mut reasons: Vec<String> = Vec::new();
+        for check in self.checks.iter().filter(|c| c.validity == self.verdict) {
+            let reason = if check.name == "stale-write"
+                && self.verdict == Validity::Invalid
+                && self.counts.stale_accepted > 0
+            {
+                format!(
+                    "storage accepted {}",
+                    plural(self.counts.stale_accepted, "stale write")
+                )
+            } else if check.summary.is_empty() {
+                format!("{} is {}", check.name, check.validity.as_str())
+            } else {
+                one_line(&check.summary)
+            };
+            reasons.push(reason);
+        }
+        let reason = match self.verdict {
+            Validity::Valid if self.checks.is_empty() => "no check ran".to_owned(),
+            Validity::Valid => format!(
+                "{}, no anomalies",
+                plural(self.checks.len() as u64, "check")
+            ),
+            _ if reasons.is_empty() => "no check decided".to_owned(),
+            _ => reasons.join("; "),
+        };
+        let mut line = format!("{word}: {reason}");
+        if self.interrupted {
+            line += " (interrupted: the history is partial)";
+        }
+        line
+    }
+
+    /// The text printed after a run: verdict, seed, where the files are, the
+    /// faults injected, each check with its anomalies explained, and what fencing
+    /// prevented. `run_dir` is shown as given, so pass the path the person used.
+    pub fn summary(&self, run_dir: &Path) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}", self.headline());
+        let _ = writeln!(s, "seed:    {}", self.seed);
+        let _ = writeln!(s, "run:     {}", run_dir.display());
+        let _ = writeln!(s, "report:  {}", run_dir.join("report.html").display());
+        let t = &self.timings;
+        let _ = writeln!(
+            s,
+            "time:    {} total (setup {}, run {}, teardown {}, check {})",
+            secs(t.total_ms),
+            secs(t.setup_ms),
+            secs(t.run_ms),
+            secs(t.teardown_ms),
+            secs(t.check_ms)
+        );
+
+        if self.nemesis.faults.is_empty() {
+            let planned = self.nemesis.schedule.len();
+            if planned == 0 {
+                let _ = writeln!(s, "nemesis: no faults");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "nemesis: no faults injected ({} scheduled)",
+                    plural(planned as u64, "fault")
+                );
+            }
+        } else {
+            let _ = writeln!(s, "nemesis:");
+            for fault in &self.nemesis.faults {
+                let _ = writeln!(s, "  {}", fault_line(fault));
+            }
+        }
+
+        if self.checks.is_empty() {
+            let _ = writeln!(s, "checks:  none ran");
+        } else {
+            let _ = writeln!(s, "checks:");
+            let name_w = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for check in &self.checks {
+                let line = format!(
+                    "  {:name_w$}  {:7}  {}",
+                    check.name,
+                    check.validity.as_str(),
+                    one_line(&check.summary)
+                );
+                let _ = writeln!(s, "{}", line.trim_end());
+                for anomaly in check.anomalies.iter().take(MAX_ANOMALIES_SHOWN) {
+                    let _ = writeln!(s, "    - {}", one_line(&anomaly.explain()));
+                }
+                if check.anomalies.len() > MAX_ANOMALIES_SHOWN {
+                    let _ = writeln!(
+                        s,
+                        "    … and {} more in the report",
+                        check.anomalies.len() - MAX_ANOMALIES_SHOWN
+                    );
+                }
+            }
+        }
+
+        if self.counts.stale_rejected > 0 {
+            let _ = writeln!(
+                s,
+                "fencing rejected {}",
+                plural(self.counts.stale_rejected, "stale write")
+            );
+        }
+        s
+    }
+}
+
+/// `1500.0 ms  pause holder -> w1 for 3000.0 ms`.
+pub(crate) fn fault_line(fault: &FaultRecord) -> String {
+    let nodes = fault.nodes.join(", ");
+    let whom = if nodes.is_empty() {
+        format!("{} (no node)", fault.target)
+    } else if fault.nodes.len() == 1 && fault.nodes[0] == fault.target {
+        nodes
+    } else {
+        format!("{} -> {nodes}", fault.target)
+    };
+    let mut line = format!("{:>9}  {} {whom}", ms(fault.start_ns), fault.f);
+    match fault.end_ns {
+        Some(end) => line += &format!(" for {}", ms(end.saturating_sub(fault.start_ns))),
+        None => line += ", end not recorded",
+    }
+    if let Some(note) = &fault.note {
+        line += &format!(" ({})", one_line(note));
+    }
+    one_line(&line)
+}
+
+/// Nanoseconds as milliseconds with one decimal, the unit of the whole story.
+pub(crate) fn ms(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
+}
+
+/// `45 ms`, `11.5 s`: short phases stay readable.
+fn secs(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1e3)
+    }
+}
+
+/// `1 stale write`, `2 stale writes`.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Keeps a line a line: text from nodes may hold newlines or control characters
+/// that would break the layout (or the terminal).
+fn one_line(s: &str) -> String {
+    s.trim_end()
+        .replace("\r\n", "\n")
+        .replace('\n', "; ")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Counts;
+    use crate::test_support::{sample_results as base, stale};
+    use leasehold_checker::{Anomaly, CheckReport};
+
+    #[test]
+    fn invalid_unfenced_run() {
+        let mut r = base(Validity::Invalid);
+        r.counts = Counts {
+            events: 120,
+            ops: 60,
+            acquires_ok: 10,
+            writes_accepted: 20,
+            writes_rejected: 0,
+            stale_accepted: 2,
+            stale_rejected: 0,
+        };
+        r.checks = vec![
+            CheckReport {
+                name: "stale-write".into(),
+                validity: Validity::Invalid,
+                summary: "2 of 20 accepted writes came from expired holders".into(),
+                anomalies: vec![stale("w1", 33, "w1-3", 4100), stale("w1", 33, "w1-4", 4200)],
+                stats: Default::default(),
+            },
+            CheckReport {
+                name: "fencing-order".into(),
+                validity: Validity::Invalid,
+                summary: "1 write accepted out of token order".into(),
+                anomalies: vec![Anomaly::FencingOrder {
+                    key: "k".into(),
+                    token: 33,
+                    after_token: 34,
+                    ops: vec![],
+                    ledger: vec![7, 9],
+                }],
+                stats: Default::default(),
+            },
+            CheckReport {
+                name: "token-order".into(),
+                validity: Validity::Valid,
+                summary: "10 grants, tokens increase".into(),
+                anomalies: vec![],
+                stats: Default::default(),
+            },
+        ];
+        insta::assert_snapshot!(r.summary(Path::new("store/fencing-off/20261125T193800.123Z")));
+    }
+
+    #[test]
+    fn valid_fenced_run() {
+        let mut r = base(Validity::Valid);
+        r.counts.stale_rejected = 2;
+        r.counts.writes_rejected = 2;
+        r.checks = vec![CheckReport {
+            name: "stale-write".into(),
+            validity: Validity::Valid,
+            summary: "no accepted write came from an expired holder".into(),
+            anomalies: vec![],
+            stats: Default::default(),
+        }];
+        insta::assert_snapshot!(r.summary(Path::new("store/latest")));
+    }
+
+    #[test]
+    fn failed_and_interrupted_runs() {
+        let mut r = base(Validity::Unknown);
+        r.error = Some("setup: lock1 did not start\nexit status 1".into());
+        r.nemesis = Default::default();
+        insta::assert_snapshot!(r.summary(Path::new("store/latest")));
+
+        let mut r = base(Validity::Invalid);
+        r.interrupted = true;
+        r.counts.stale_accepted = 1;
+        r.checks = vec![CheckReport {
+            name: "stale-write".into(),
+            validity: Validity::Invalid,
+            summary: "1 stale write".into(),
+            anomalies: vec![stale("w3", 7, "w3-1", 3500)],
+            stats: Default::default(),
+        }];
+        assert_eq!(
+            r.headline(),
+            "INVALID: storage accepted 1 stale write (interrupted: the history is partial)"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+/// How a request to a lock service or storage ended, with the same meaning as
+/// the history's completion types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion<T> {
+    /// It happened.
+    Ok(T),
+    /// It certainly did not happen (e.g. the lock is busy, the lease was lost,
+    /// storage rejected a fenced write).
+    Fail(String),
+    /// Unknown: a timeout or a broken connection. It may still take effect.
+    Info(String),
+}
+
+impl<T> Completion<T> {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Completion::Ok(_))
+    }
+
+    /// `"ok"`, `"fail"` or `"info"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Completion::Ok(_) => "ok",
+            Completion::Fail(_) => "fail",
+            Completion::Info(_) => "info",
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Completion::Ok(_) => None,
+            Completion::Fail(e) | Completion::Info(e) => Some(e),
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Completion<U> {
+        match self {
+            Completion::Ok(t) => Completion::Ok(f(t)),
+            Completion::Fail(e) => Completion::Fail(e),
+            Completion::Info(e) => Completion::Info(e),
+        }
+    }
+}
