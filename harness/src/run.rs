@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use leasehold_checker::{CheckInput, Checked, Event, EventType, History, LedgerEntry, Process};
+use leasehold_checker::{CheckInput, Event, EventType, History, LedgerEntry, Process};
 use leasehold_nemesis::{Role, ScheduledFault, schedule};
 use leasehold_nodes::RunClock;
 use leasehold_results::ScheduledFault as ScheduledFaultRecord;
-use leasehold_results::{Counts, FaultRecord, NemesisSummary, NodeSummary, Results, RunDir, Timings};
+use leasehold_results::{FaultRecord, NemesisSummary, NodeSummary, Results, RunDir, Timings};
 use leasehold_workloads::{Completion, StorageClient};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -207,28 +207,19 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         (Ok(()), Some(l)) => Some(l),
         _ => None,
     };
-    let results = Results {
-        schema_version: leasehold_results::SCHEMA_VERSION,
-        test: config.test.clone(),
-        run_id: run_id.clone(),
-        verdict: checked.validity,
-        interrupted: cancel.is_cancelled(),
-        error,
-        seed,
-        started_at: humantime::format_rfc3339_millis(started).to_string(),
-        runtime: config.runtime.to_string(),
-        timings,
-        counts: counts(&events, &ops, ledger.as_deref(), &checked),
-        checks: checked.checks,
-        nemesis: NemesisSummary {
-            schedule: fault_schedule.iter().map(schedule_record).collect(),
-            faults: state.records,
-        },
-        nodes: state.nodes,
+    let mut results = Results::new(&config.test, &run_id, seed, started, &config.runtime.to_string());
+    results.record_checks(checked, &events);
+    results.interrupted = cancel.is_cancelled();
+    results.error = error;
+    results.timings = timings;
+    results.nemesis = NemesisSummary {
+        schedule: fault_schedule.iter().map(schedule_record).collect(),
+        faults: state.records,
     };
+    results.nodes = state.nodes;
     run_dir.write_results(&results).context("write results.json")?;
     run_dir.write_report(&results, &events).context("write report.html")?;
-    std::fs::write(run_dir.junit_path(), leasehold_results::render_junit(&results)).context("write junit.xml")?;
+    run_dir.write_junit(&results).context("write junit.xml")?;
     Ok(RunOutcome {
         results,
         run_dir: run_dir.path().to_owned(),
@@ -416,32 +407,6 @@ fn merge_ledgers(config: &Config, run_dir: &RunDir) -> anyhow::Result<Vec<Ledger
     }
     std::fs::write(run_dir.ledger_path(), text).context("write ledger.jsonl")?;
     Ok(all)
-}
-
-fn counts(events: &[Event], ops: &[leasehold_checker::Op], ledger: Option<&[LedgerEntry]>, checked: &Checked) -> Counts {
-    use leasehold_checker::{Call, Decision};
-    let stat = |name: &str| {
-        checked
-            .checks
-            .iter()
-            .find(|c| c.name == "stale-write")
-            .and_then(|c| c.stats.get(name))
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
-    };
-    let decided = |d: Decision| ledger.map_or(0, |l| l.iter().filter(|e| e.decision == d).count() as u64);
-    Counts {
-        events: events.len() as u64,
-        ops: ops.len() as u64,
-        acquires_ok: ops
-            .iter()
-            .filter(|o| o.is_ok() && matches!(o.call, Call::Acquire { .. }))
-            .count() as u64,
-        writes_accepted: decided(Decision::Accepted),
-        writes_rejected: decided(Decision::Rejected),
-        stale_accepted: stat("stale_accepted"),
-        stale_rejected: stat("stale_rejected"),
-    }
 }
 
 fn progress_bar(show: bool, duration: Duration) -> indicatif::ProgressBar {
