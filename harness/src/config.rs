@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// A bad config: where, which field, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {}: {source}", path.display())]
+    #[error("cannot read config {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -317,11 +317,19 @@ impl Config {
     }
 }
 
-/// serde_yaml appends " at line L column C"; we print the location up front.
+/// serde_yaml prefixes the field's path and appends " at line L column C"; we
+/// print both up front, once.
 fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    let is_path = |p: &str| {
+        !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "._[]-".contains(c))
+    };
+    match msg.split_once(": ") {
+        Some((path, rest)) if is_path(path) => rest.to_owned(),
+        _ => msg.to_owned(),
     }
 }
 

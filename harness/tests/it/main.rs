@@ -1,0 +1,99 @@
+//! Integration tests of the `leasehold` binary, run as a user runs it.
+
+mod cleanup;
+mod config_errors;
+mod examples;
+mod interrupt;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn leasehold() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("leasehold"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Tests that need root (network namespaces) run everywhere root is; in CI,
+/// missing root is a failure, not a skip.
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(!in_ci(), "CI=true but not root: the namespace tests cannot run");
+    eprintln!("not root: skipping a test that needs network namespaces");
+    false
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Pids and states of the processes whose command line carries `--run-id <id>`.
+pub fn processes_of_run(run_id: &str) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"--run-id" && w[1] == run_id.as_bytes());
+        if !ours {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.trim_start().chars().next())
+            .unwrap_or('?');
+        if state != 'Z' && state != '?' {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// Network namespaces of a run.
+pub fn namespaces_of_run(run_id: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output();
+    let Ok(out) = out else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|ns| ns.starts_with(&format!("lh-{run_id}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `cond` holds, or panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The run id of the newest run in `store`, from its registration-free marker:
+/// the node processes' `--run-id`, read back from the stored history's config.
+pub fn run_dir_of(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
