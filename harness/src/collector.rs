@@ -44,7 +44,8 @@ pub struct Collector {
 impl Collector {
     /// Starts writing `path`.
     pub fn start(path: &Path, clock: RunClock) -> anyhow::Result<Collector> {
-        let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
         let (tx, rx) = unbounded_channel();
         let live = Arc::new(Mutex::new(LiveState::default()));
         let counters = Arc::new(Counters::default());

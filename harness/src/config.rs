@@ -130,7 +130,9 @@ impl Serialize for Subnet {
 
 impl<'de> Deserialize<'de> for Subnet {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -257,7 +259,11 @@ impl Config {
                 path: path.to_owned(),
                 line: loc.as_ref().map(|l| l.line()),
                 column: loc.as_ref().map(|l| l.column()),
-                field: if field == "." { "(top level)".into() } else { field },
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
                 message: strip_location(&inner.to_string()),
             }
         })?;
@@ -269,10 +275,7 @@ impl Config {
     /// offending value.
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         let invalid = |field: String, needle: &str, message: String| {
-            let line = text
-                .lines()
-                .position(|l| l.contains(needle))
-                .map(|i| i + 1);
+            let line = text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
             ConfigError::Invalid {
                 path: path.to_owned(),
                 line,
@@ -282,21 +285,29 @@ impl Config {
             }
         };
         if self.duration.is_zero() {
-            return Err(invalid("duration".into(), "duration", "must be longer than 0s".into()));
+            return Err(invalid(
+                "duration".into(),
+                "duration",
+                "must be longer than 0s".into(),
+            ));
         }
         if self.workload.lease.is_zero() {
-            return Err(invalid("workload.lease".into(), "lease", "must be longer than 0s".into()));
+            return Err(invalid(
+                "workload.lease".into(),
+                "lease",
+                "must be longer than 0s".into(),
+            ));
         }
         let names = self.node_names();
         for (i, f) in self.nemesis.faults.iter().enumerate() {
-            if let Target::Node(n) = &f.target {
-                if !names.contains(n) {
-                    return Err(invalid(
-                        format!("nemesis.faults[{i}].target"),
-                        &format!("target: {n}"),
-                        format!("no node is named {n:?}; the nodes are {}", names.join(", ")),
-                    ));
-                }
+            if let Target::Node(n) = &f.target
+                && !names.contains(n)
+            {
+                return Err(invalid(
+                    format!("nemesis.faults[{i}].target"),
+                    &format!("target: {n}"),
+                    format!("no node is named {n:?}; the nodes are {}", names.join(", ")),
+                ));
             }
         }
         Ok(())
@@ -325,7 +336,9 @@ fn strip_location(msg: &str) -> String {
         None => msg,
     };
     let is_path = |p: &str| {
-        !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || "._[]-".contains(c))
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_alphanumeric() || "._[]-".contains(c))
     };
     match msg.split_once(": ") {
         Some((path, rest)) if is_path(path) => rest.to_owned(),

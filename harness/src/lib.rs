@@ -7,8 +7,8 @@ mod cmd;
 mod collector;
 mod config;
 mod local;
-mod netns;
 mod nemesis_driver;
+mod netns;
 mod registry;
 mod run;
 

@@ -50,7 +50,11 @@ pub struct LocalRuntime {
 }
 
 impl LocalRuntime {
-    pub fn new(run_id: &str, net: Option<NetnsNet>, events: UnboundedSender<Event>) -> anyhow::Result<Self> {
+    pub fn new(
+        run_id: &str,
+        net: Option<NetnsNet>,
+        events: UnboundedSender<Event>,
+    ) -> anyhow::Result<Self> {
         Ok(LocalRuntime {
             run_id: run_id.to_owned(),
             exe: std::env::current_exe().context("find the leasehold binary")?,
@@ -67,7 +71,8 @@ impl LocalRuntime {
 
     /// Starts a node; its stderr goes to `log`, its stdout is read as events.
     pub fn spawn(&mut self, spec: NodeSpec, log: &Path) -> anyhow::Result<()> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("node")
             .args(&spec.args)
@@ -78,7 +83,10 @@ impl LocalRuntime {
         let netns_fd = match &self.net {
             Some(_) => {
                 let path = netns::ns_path(&netns::ns_name(&self.run_id, &spec.name));
-                Some(std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?)
+                Some(
+                    std::fs::File::open(&path)
+                        .with_context(|| format!("open {}", path.display()))?,
+                )
             }
             None => None,
         };
@@ -190,8 +198,13 @@ impl LocalRuntime {
         }
         let deadline = tokio::time::Instant::now() + grace;
         for name in names {
-            let Some(mut n) = self.nodes.remove(name) else { continue };
-            if tokio::time::timeout_at(deadline, n.child.wait()).await.is_err() {
+            let Some(mut n) = self.nodes.remove(name) else {
+                continue;
+            };
+            if tokio::time::timeout_at(deadline, n.child.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!(node = %name, "did not stop in time: killing it");
                 let _ = killpg(Pid::from_raw(n.pid), Signal::SIGKILL);
                 let _ = n.child.wait().await;
@@ -215,7 +228,10 @@ impl LocalRuntime {
         let all: Vec<String> = self.nodes.keys().cloned().collect();
         self.stop(&all, grace).await;
         self.readers.close();
-        if tokio::time::timeout(Duration::from_secs(2), self.readers.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("node output readers did not finish");
         }
         if let Some(mut net) = self.net.take() {
@@ -243,5 +259,8 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     if tail.is_empty() {
         return "    (empty)".to_owned();
     }
-    tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    tail.iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

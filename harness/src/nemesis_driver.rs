@@ -84,7 +84,9 @@ impl Driver {
                     fault.target.resolve(&self.facts, &live, &mut rng)
                 };
                 let nodes: Vec<String> = match found {
-                    Resolution::Nodes(n) => n.into_iter().filter(|n| !nemesis.is_paused(n)).collect(),
+                    Resolution::Nodes(n) => {
+                        n.into_iter().filter(|n| !nemesis.is_paused(n)).collect()
+                    }
                     Resolution::Wait => Vec::new(),
                 };
                 if !nodes.is_empty() {
@@ -98,8 +100,13 @@ impl Driver {
                         });
                     }
                     next += 1;
-                } else if now.saturating_sub(fault.at.as_nanos() as u64) > TARGET_WAIT.as_nanos() as u64 {
-                    let note = format!("skipped: no node matched {} within {TARGET_WAIT:?}", fault.target);
+                } else if now.saturating_sub(fault.at.as_nanos() as u64)
+                    > TARGET_WAIT.as_nanos() as u64
+                {
+                    let note = format!(
+                        "skipped: no node matched {} within {TARGET_WAIT:?}",
+                        fault.target
+                    );
                     tracing::warn!(target_nodes = %fault.target, "{note}");
                     records.push(FaultRecord {
                         f: fault.kind.as_str().to_owned(),
@@ -136,7 +143,10 @@ impl Driver {
         }
         if !effect.nodes.is_empty() {
             let at = self.record_effect(&effect, "all");
-            for r in records.iter_mut().filter(|r| r.end_ns.is_none() && r.effective_ns.is_some()) {
+            for r in records
+                .iter_mut()
+                .filter(|r| r.end_ns.is_none() && r.effective_ns.is_some())
+            {
                 r.end_ns = Some(at);
             }
         }
@@ -144,9 +154,18 @@ impl Driver {
     }
 
     /// Injects one fault; returns its record and when to heal it.
-    fn inject(&self, nemesis: &mut Nemesis, fault: &ScheduledFault, nodes: &[String]) -> (FaultRecord, Option<u64>) {
+    fn inject(
+        &self,
+        nemesis: &mut Nemesis,
+        fault: &ScheduledFault,
+        nodes: &[String],
+    ) -> (FaultRecord, Option<u64>) {
         let start_ns = self.clock.now();
-        let targets: Vec<&NodeFacts> = self.facts.iter().filter(|f| nodes.contains(&f.name)).collect();
+        let targets: Vec<&NodeFacts> = self
+            .facts
+            .iter()
+            .filter(|f| nodes.contains(&f.name))
+            .collect();
         let mut record = FaultRecord {
             f: fault.kind.as_str().to_owned(),
             target: fault.target.to_string(),

@@ -72,7 +72,11 @@ impl NetnsNet {
     /// Creates the namespaces, the hub bridge and the host's interface, and
     /// gives node i of `nodes` the address `subnet.<octet>`. On failure, what
     /// was made is removed again.
-    pub fn create(run_id: &str, subnet: Option<Subnet>, nodes: &[(String, u8)]) -> anyhow::Result<NetnsNet> {
+    pub fn create(
+        run_id: &str,
+        subnet: Option<Subnet>,
+        nodes: &[(String, u8)],
+    ) -> anyhow::Result<NetnsNet> {
         // Choosing a free subnet and taking it must not race with another run.
         let lock_path = crate::registry::dir().with_file_name("net.lock");
         std::fs::create_dir_all(lock_path.parent().expect("has a parent"))?;
@@ -116,7 +120,18 @@ impl NetnsNet {
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
         ip(&["-n", &hub, "link", "set", "lo", "up"])?;
         // The host's leg.
-        ip(&["link", "add", &self.host_if, "type", "veth", "peer", "name", "host", "netns", &hub])?;
+        ip(&[
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "host",
+            "netns",
+            &hub,
+        ])?;
         ip(&["-n", &hub, "link", "set", "host", "master", "br0", "up"])?;
         let host_addr = format!("{}/24", self.subnet.host(1));
         ip(&["addr", "add", &host_addr, "dev", &self.host_if])?;
@@ -126,7 +141,10 @@ impl NetnsNet {
             ip(&["netns", "add", &ns])?;
             self.namespaces.push(ns.clone());
             let leg = format!("v-{name}");
-            ip(&["-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &leg, "netns", &hub])?;
+            ip(&[
+                "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &leg, "netns",
+                &hub,
+            ])?;
             ip(&["-n", &hub, "link", "set", &leg, "master", "br0", "up"])?;
             let addr = format!("{}/24", self.subnet.host(*octet));
             ip(&["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;

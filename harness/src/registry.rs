@@ -25,7 +25,9 @@ pub struct Registration {
 
 /// Where registrations live: per user, in the temp dir.
 pub fn dir() -> PathBuf {
-    std::env::temp_dir().join(format!("leasehold-{}", nix::unistd::getuid())).join("runs")
+    std::env::temp_dir()
+        .join(format!("leasehold-{}", nix::unistd::getuid()))
+        .join("runs")
 }
 
 /// A fresh run id: 8 hex digits (short enough for interface names).

@@ -51,7 +51,14 @@ pub struct RunOutcome {
 
 /// Where each node listens: its own address in its namespace, or a free
 /// loopback port when there are no namespaces.
-fn plan(config: &Config, run_id: &str, clock: RunClock, net: Option<&NetnsNet>, run_dir: &RunDir, seed: u64) -> anyhow::Result<Vec<NodeSpec>> {
+fn plan(
+    config: &Config,
+    run_id: &str,
+    clock: RunClock,
+    net: Option<&NetnsNet>,
+    run_dir: &RunDir,
+    seed: u64,
+) -> anyhow::Result<Vec<NodeSpec>> {
     let addr = |octet: u8, port: u16| -> anyhow::Result<SocketAddr> {
         Ok(match net {
             Some(n) => SocketAddr::new(IpAddr::V4(n.subnet.host(octet)), port),
@@ -80,8 +87,18 @@ fn plan(config: &Config, run_id: &str, clock: RunClock, net: Option<&NetnsNet>, 
         let a = addr(10 + i as u8, 7000)?;
         let mut args = vec!["lock".to_owned()];
         args.extend(common(&name));
-        args.extend(["--listen".into(), a.to_string(), "--data-dir".into(), data_dir(&name)?]);
-        specs.push(NodeSpec { name, role: Role::Lock, addr: a, args });
+        args.extend([
+            "--listen".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            data_dir(&name)?,
+        ]);
+        specs.push(NodeSpec {
+            name,
+            role: Role::Lock,
+            addr: a,
+            args,
+        });
     }
     for i in 1..=config.storage.nodes.get() {
         let name = format!("store{i}");
@@ -96,10 +113,23 @@ fn plan(config: &Config, run_id: &str, clock: RunClock, net: Option<&NetnsNet>, 
             "--fencing".into(),
             if config.storage.fencing { "on" } else { "off" }.into(),
         ]);
-        specs.push(NodeSpec { name, role: Role::Storage, addr: a, args });
+        specs.push(NodeSpec {
+            name,
+            role: Role::Storage,
+            addr: a,
+            args,
+        });
     }
-    let locks: Vec<String> = specs.iter().filter(|s| s.role == Role::Lock).map(|s| s.addr.to_string()).collect();
-    let stores: Vec<String> = specs.iter().filter(|s| s.role == Role::Storage).map(|s| s.addr.to_string()).collect();
+    let locks: Vec<String> = specs
+        .iter()
+        .filter(|s| s.role == Role::Lock)
+        .map(|s| s.addr.to_string())
+        .collect();
+    let stores: Vec<String> = specs
+        .iter()
+        .filter(|s| s.role == Role::Storage)
+        .map(|s| s.addr.to_string())
+        .collect();
     let w = &config.workload;
     for i in 1..=w.workers.get() {
         let name = format!("w{i}");
@@ -133,7 +163,12 @@ fn plan(config: &Config, run_id: &str, clock: RunClock, net: Option<&NetnsNet>, 
         for k in w.key_names() {
             args.extend(["--key".into(), k]);
         }
-        specs.push(NodeSpec { name, role: Role::Worker, addr: a, args });
+        specs.push(NodeSpec {
+            name,
+            role: Role::Worker,
+            addr: a,
+            args,
+        });
     }
     Ok(specs)
 }
@@ -175,7 +210,20 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         records: Vec::new(),
         nodes: Vec::new(),
     };
-    let outcome = drive(&config, &run_id, seed, clock, &run_dir, &collector, &fault_schedule, progress, &cancel, &mut state, &mut timings).await;
+    let outcome = drive(
+        &config,
+        &run_id,
+        seed,
+        clock,
+        &run_dir,
+        &collector,
+        &fault_schedule,
+        progress,
+        &cancel,
+        &mut state,
+        &mut timings,
+    )
+    .await;
 
     // Teardown happens whatever `drive` returned.
     let t_teardown = Instant::now();
@@ -207,7 +255,13 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         (Ok(()), Some(l)) => Some(l),
         _ => None,
     };
-    let mut results = Results::new(&config.test, &run_id, seed, started, &config.runtime.to_string());
+    let mut results = Results::new(
+        &config.test,
+        &run_id,
+        seed,
+        started,
+        config.runtime.to_string(),
+    );
     results.record_checks(checked, &events);
     results.interrupted = cancel.is_cancelled();
     results.error = error;
@@ -217,8 +271,12 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         faults: state.records,
     };
     results.nodes = state.nodes;
-    run_dir.write_results(&results).context("write results.json")?;
-    run_dir.write_report(&results, &events).context("write report.html")?;
+    run_dir
+        .write_results(&results)
+        .context("write results.json")?;
+    run_dir
+        .write_report(&results, &events)
+        .context("write report.html")?;
     run_dir.write_junit(&results).context("write junit.xml")?;
     Ok(RunOutcome {
         results,
@@ -261,7 +319,10 @@ async fn drive(
     let names = config.node_names();
     let net = if netns::is_root() {
         let octets: Vec<(String, u8)> = names.iter().map(|n| (n.clone(), octet_of(n))).collect();
-        Some(NetnsNet::create(run_id, config.network.subnet, &octets).context("create the run's network")?)
+        Some(
+            NetnsNet::create(run_id, config.network.subnet, &octets)
+                .context("create the run's network")?,
+        )
     } else {
         None
     };
@@ -274,7 +335,9 @@ async fn drive(
             addr: s.addr.to_string(),
         })
         .collect();
-    let runtime = state.runtime.insert(LocalRuntime::new(run_id, net, collector.sender())?);
+    let runtime = state
+        .runtime
+        .insert(LocalRuntime::new(run_id, net, collector.sender())?);
     for role in [Role::Lock, Role::Storage, Role::Worker] {
         for spec in specs.iter().filter(|s| s.role == role) {
             runtime.spawn(spec.clone(), &run_dir.node_log_path(&spec.name))?;
@@ -317,13 +380,20 @@ async fn drive(
     // Heal: the nemesis resumes what it paused, then every node gets SIGCONT.
     stop_nemesis.cancel();
     state.records = nemesis.await.context("the nemesis panicked")?;
-    counters.faults.store(state.records.len() as u64, Ordering::Relaxed);
+    counters
+        .faults
+        .store(state.records.len() as u64, Ordering::Relaxed);
     runtime.resume_all();
     timings.run_ms = t_run.elapsed().as_millis() as u64;
 
     // Workers finish the operation in flight, then stop.
     let workers = runtime.names(Role::Worker);
-    runtime.stop(&workers, config.workload.timeout * 2 + Duration::from_secs(1)).await;
+    runtime
+        .stop(
+            &workers,
+            config.workload.timeout * 2 + Duration::from_secs(1),
+        )
+        .await;
     if cancel.is_cancelled() {
         return Ok(());
     }
@@ -345,7 +415,13 @@ fn octet_of(name: &str) -> u8 {
 }
 
 /// Reads every key once everything is quiet, as the history's `final` process.
-async fn final_reads(config: &Config, _runtime: &LocalRuntime, collector: &Collector, clock: RunClock, specs: &[NodeSpec]) {
+async fn final_reads(
+    config: &Config,
+    _runtime: &LocalRuntime,
+    collector: &Collector,
+    clock: RunClock,
+    specs: &[NodeSpec],
+) {
     let stores: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Storage).collect();
     let events = collector.sender();
     let emit = |kind: EventType, value: serde_json::Value, error: Option<String>| {
@@ -362,13 +438,14 @@ async fn final_reads(config: &Config, _runtime: &LocalRuntime, collector: &Colle
     };
     for (i, key) in config.workload.key_names().into_iter().enumerate() {
         let store = stores[i % stores.len()];
-        let client = match StorageClient::new(&store.addr.to_string(), "final", config.workload.timeout) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "final read client");
-                continue;
-            }
-        };
+        let client =
+            match StorageClient::new(&store.addr.to_string(), "final", config.workload.timeout) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "final read client");
+                    continue;
+                }
+            };
         emit(EventType::Invoke, json!({"key": key}), None);
         match client.read(&key).await {
             Completion::Ok(Some(v)) => emit(
@@ -388,7 +465,9 @@ async fn final_reads(config: &Config, _runtime: &LocalRuntime, collector: &Colle
 fn merge_ledgers(config: &Config, run_dir: &RunDir) -> anyhow::Result<Vec<LedgerEntry>> {
     let mut all = Vec::new();
     for i in 1..=config.storage.nodes.get() {
-        let path = run_dir.node_data_dir(&format!("store{i}")).join("ledger.jsonl");
+        let path = run_dir
+            .node_data_dir(&format!("store{i}"))
+            .join("ledger.jsonl");
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             // A storage node that never started has no ledger.

@@ -83,7 +83,10 @@ impl FromStr for Target {
             "storage" => Target::Role(Role::Storage),
             "worker" => Target::Role(Role::Worker),
             "" => return Err("a target cannot be empty".into()),
-            name if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+            name if name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
                 Target::Node(name.to_owned())
             }
             other => return Err(format!("{other:?} is not a node name or a target")),
@@ -162,7 +165,10 @@ impl Target {
             Target::One => pick(1, &mut draw),
             Target::Minority => pick(total.saturating_sub(1) / 2, &mut draw),
             Target::Majority => pick(total / 2 + 1, &mut draw),
-            Target::Holder => live.holder().map(|h| vec![h.to_owned()]).unwrap_or_default(),
+            Target::Holder => live
+                .holder()
+                .map(|h| vec![h.to_owned()])
+                .unwrap_or_default(),
         };
         if found.is_empty() {
             Resolution::Wait
@@ -190,7 +196,9 @@ mod tests {
 
     #[test]
     fn targets_parse_and_print_back() {
-        for s in ["holder", "one", "all", "minority", "majority", "lock", "worker", "w2"] {
+        for s in [
+            "holder", "one", "all", "minority", "majority", "lock", "worker", "w2",
+        ] {
             assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
         }
         assert!("w 2".parse::<Target>().is_err());
@@ -207,11 +215,15 @@ mod tests {
         ];
         let live = LiveState::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let got = |t: Target, rng: &mut rand_chacha::ChaCha8Rng| match t.resolve(&nodes, &live, rng) {
+        let got = |t: Target, rng: &mut rand_chacha::ChaCha8Rng| match t.resolve(&nodes, &live, rng)
+        {
             Resolution::Nodes(n) => n,
             Resolution::Wait => vec![],
         };
-        assert_eq!(got(Target::Role(Role::Worker), &mut rng), ["w1", "w2", "w3"]);
+        assert_eq!(
+            got(Target::Role(Role::Worker), &mut rng),
+            ["w1", "w2", "w3"]
+        );
         assert_eq!(got(Target::One, &mut rng).len(), 1);
         assert_eq!(got(Target::Minority, &mut rng).len(), 2);
         assert_eq!(got(Target::Majority, &mut rng).len(), 3);
@@ -220,6 +232,9 @@ mod tests {
             Resolution::Wait,
             "nobody holds the lock yet"
         );
-        assert_eq!(Target::Node("w9".into()).resolve(&nodes, &live, &mut rng), Resolution::Wait);
+        assert_eq!(
+            Target::Node("w9".into()).resolve(&nodes, &live, &mut rng),
+            Resolution::Wait
+        );
     }
 }

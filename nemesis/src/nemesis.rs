@@ -47,7 +47,11 @@ impl Nemesis {
     /// the kernel shows them stopped.
     pub fn pause(&mut self, nodes: &[&NodeFacts]) -> Result<FaultEffect, NemesisError> {
         let start = Instant::now();
-        let fresh: Vec<&NodeFacts> = nodes.iter().copied().filter(|n| !self.is_paused(&n.name)).collect();
+        let fresh: Vec<&NodeFacts> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !self.is_paused(&n.name))
+            .collect();
         for node in &fresh {
             // Remember before signalling: a failure half-way must still be healed.
             self.paused.insert(node.name.clone(), (*node).clone());
@@ -89,7 +93,9 @@ impl Nemesis {
         let mut errors = Vec::new();
         let mut done = Vec::new();
         for (name, node) in std::mem::take(&mut self.paused) {
-            match signal_node(&node, Signal::SIGCONT).and_then(|()| wait_for(&node, false, STATE_LIMIT)) {
+            match signal_node(&node, Signal::SIGCONT)
+                .and_then(|()| wait_for(&node, false, STATE_LIMIT))
+            {
                 Ok(()) => done.push(name),
                 Err(e) => errors.push(e),
             }

@@ -65,7 +65,11 @@ pub fn signal_node(node: &NodeFacts, signal: Signal) -> Result<(), NemesisError>
 /// Waits until every live process of `node` is stopped (`stopped = true`) or
 /// running again, polling `/proc` without sleeping at first: a stop lands in
 /// tens of microseconds and the pause latency is what we measure.
-pub(crate) fn wait_for(node: &NodeFacts, stopped: bool, limit: Duration) -> Result<(), NemesisError> {
+pub(crate) fn wait_for(
+    node: &NodeFacts,
+    stopped: bool,
+    limit: Duration,
+) -> Result<(), NemesisError> {
     let start = Instant::now();
     for &pid in &node.pids {
         let mut spins = 0u32;

@@ -41,7 +41,8 @@ pub fn schedule(specs: &[FaultSpec], run: Duration, seed: u64) -> Vec<ScheduledF
     for (i, spec) in specs.iter().enumerate() {
         // One stream per generator, so adding a generator does not reshuffle the
         // others' schedules.
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut at = spec.start_after;
         loop {
             let duration = spec.duration.sample(&mut rng);
@@ -87,7 +88,10 @@ mod tests {
         let s = schedule(&[spec("3s", "2s")], Duration::from_secs(10), 1);
         let starts: Vec<u64> = s.iter().map(|f| f.at.as_secs()).collect();
         assert_eq!(starts, [1, 4, 7], "7s + 2s still heals a second before 10s");
-        assert!(s.iter().all(|f| f.ends() + SETTLE <= Duration::from_secs(10)));
+        assert!(
+            s.iter()
+                .all(|f| f.ends() + SETTLE <= Duration::from_secs(10))
+        );
     }
 
     #[test]
@@ -101,8 +105,15 @@ mod tests {
     #[test]
     fn faults_of_one_generator_never_overlap() {
         for seed in 0..50 {
-            let s = schedule(&[spec("100ms..3s", "1s..2s")], Duration::from_secs(30), seed);
-            assert!(s.windows(2).all(|w| w[0].ends() <= w[1].at), "seed {seed}: {s:?}");
+            let s = schedule(
+                &[spec("100ms..3s", "1s..2s")],
+                Duration::from_secs(30),
+                seed,
+            );
+            assert!(
+                s.windows(2).all(|w| w[0].ends() <= w[1].at),
+                "seed {seed}: {s:?}"
+            );
         }
     }
 

@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn parses_fixed_and_ranges() {
-        assert_eq!("2s".parse::<Span>().unwrap(), Span::fixed(Duration::from_secs(2)));
+        assert_eq!(
+            "2s".parse::<Span>().unwrap(),
+            Span::fixed(Duration::from_secs(2))
+        );
         let r: Span = "500ms..1s".parse().unwrap();
         assert_eq!(r.min, Duration::from_millis(500));
         assert_eq!(r.max, Duration::from_secs(1));

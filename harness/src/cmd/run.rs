@@ -57,7 +57,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.duration {
         config.duration = d;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
         let on_ctrl_c = cancel.clone();

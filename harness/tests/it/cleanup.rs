@@ -6,7 +6,9 @@ use std::process::Stdio;
 use crate::*;
 
 fn registered_run_of(pid: u32) -> Option<String> {
-    let reg_dir = std::env::temp_dir().join(format!("leasehold-{}", nix::unistd::getuid())).join("runs");
+    let reg_dir = std::env::temp_dir()
+        .join(format!("leasehold-{}", nix::unistd::getuid()))
+        .join("runs");
     std::fs::read_dir(reg_dir).ok()?.flatten().find_map(|e| {
         let reg = read_json(&e.path());
         (reg["controller_pid"] == pid).then(|| reg["run_id"].as_str().unwrap().to_owned())
@@ -17,7 +19,15 @@ fn registered_run_of(pid: u32) -> Option<String> {
 fn cleanup_removes_what_a_killed_controller_left() {
     let store = tempfile::tempdir().unwrap();
     let mut child = leasehold()
-        .args(["run", "--no-progress", "--duration", "60s", "--seed", "5", "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--duration",
+            "60s",
+            "--seed",
+            "5",
+            "--store",
+        ])
         .arg(store.path())
         .arg(example("gc-pause.yaml"))
         .stdout(Stdio::null())
@@ -34,19 +44,27 @@ fn cleanup_removes_what_a_killed_controller_left() {
         processes_of_run(&run_id).iter().any(|(_, s)| *s == 'T')
     });
     if is_root() {
-        assert!(!namespaces_of_run(&run_id).is_empty(), "as root the run has namespaces");
+        assert!(
+            !namespaces_of_run(&run_id).is_empty(),
+            "as root the run has namespaces"
+        );
     }
 
     // While the run is alive, cleanup must not touch it.
     let out = leasehold().arg("cleanup").output().unwrap();
     assert!(out.status.success());
-    assert!(!processes_of_run(&run_id).is_empty(), "cleanup left the live run alone");
+    assert!(
+        !processes_of_run(&run_id).is_empty(),
+        "cleanup left the live run alone"
+    );
 
     child.kill().unwrap(); // SIGKILL: no teardown runs.
     child.wait().unwrap();
     let out = leasehold().arg("cleanup").output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    wait_until(Duration::from_secs(5), "the run's processes to go", || processes_of_run(&run_id).is_empty());
+    wait_until(Duration::from_secs(5), "the run's processes to go", || {
+        processes_of_run(&run_id).is_empty()
+    });
     assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
     assert_eq!(registered_run_of(child.id()), None);
 }

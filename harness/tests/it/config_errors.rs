@@ -14,8 +14,14 @@ fn run_config(text: Option<&str>) -> (i32, String) {
         .args(["run", "--no-progress", "--store", "store", "bad.yaml"])
         .output()
         .unwrap();
-    assert!(!dir.path().join("store").exists(), "a bad config starts no run");
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        !dir.path().join("store").exists(),
+        "a bad config starts no run"
+    );
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn good() -> String {
@@ -24,7 +30,9 @@ fn good() -> String {
 
 #[test]
 fn unknown_field() {
-    let (code, err) = run_config(Some(&good().replace("  think: 300ms", "  think: 300ms\n  thinking: 1s")));
+    let (code, err) = run_config(Some(
+        &good().replace("  think: 300ms", "  think: 300ms\n  thinking: 1s"),
+    ));
     assert_eq!(code, 3);
     insta::assert_snapshot!(err.trim(), @"error: bad.yaml:20:3: workload.thinking: unknown field `thinking`, expected one of `workers`, `lock`, `keys`, `lease`, `think`, `timeout`, `backoff`, `client`");
 }
@@ -40,10 +48,16 @@ fn wrong_type() {
 fn bad_duration_and_unknown_target() {
     let (code, err) = run_config(Some(&good().replace("for: 2500ms", "for: soon")));
     assert_eq!(code, 3);
-    assert!(err.contains("bad.yaml:") && err.contains("nemesis.faults[0].for"), "{err}");
+    assert!(
+        err.contains("bad.yaml:") && err.contains("nemesis.faults[0].for"),
+        "{err}"
+    );
     let (code, err) = run_config(Some(&good().replace("target: holder", "target: w7")));
     assert_eq!(code, 3);
-    assert!(err.contains("nemesis.faults[0].target") && err.contains("w7"), "{err}");
+    assert!(
+        err.contains("nemesis.faults[0].target") && err.contains("w7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -61,7 +75,13 @@ fn run_help_explains_every_option() {
     let out = leasehold().args(["run", "--help"]).output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--seed", "--duration", "--store", "--no-progress", "[CONFIG]"] {
+    for opt in [
+        "--seed",
+        "--duration",
+        "--store",
+        "--no-progress",
+        "[CONFIG]",
+    ] {
         assert!(help.contains(opt), "{opt} missing from:\n{help}");
     }
 }

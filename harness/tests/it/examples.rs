@@ -6,7 +6,13 @@ use crate::*;
 fn run_example(name: &str, seed: u64) -> (i32, serde_json::Value, PathBuf, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
     let out = leasehold()
-        .args(["run", "--no-progress", "--seed", &seed.to_string(), "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--seed",
+            &seed.to_string(),
+            "--store",
+        ])
         .arg(store.path())
         .arg(example(name))
         .output()
@@ -21,14 +27,27 @@ fn run_example(name: &str, seed: u64) -> (i32, serde_json::Value, PathBuf, tempf
     let dir = run_dir_of(store.path());
     let results = read_json(&dir.join("results.json"));
     // Everything a run promises is in its folder.
-    for f in ["history.jsonl", "ledger.jsonl", "results.json", "report.html", "junit.xml", "config.yaml"] {
+    for f in [
+        "history.jsonl",
+        "ledger.jsonl",
+        "results.json",
+        "report.html",
+        "junit.xml",
+        "config.yaml",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
     for node in ["lock1", "store1", "w1", "w2", "w3"] {
-        assert!(dir.join("nodes").join(format!("{node}.log")).is_file(), "log of {node}");
+        assert!(
+            dir.join("nodes").join(format!("{node}.log")).is_file(),
+            "log of {node}"
+        );
     }
     let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
-    assert!(config.contains(&format!("seed: {seed}")), "config.yaml records the seed:\n{config}");
+    assert!(
+        config.contains(&format!("seed: {seed}")),
+        "config.yaml records the seed:\n{config}"
+    );
     assert!(stdout.contains(&format!("seed:    {seed}")), "{stdout}");
     (code, results, dir, store)
 }
@@ -65,16 +84,28 @@ fn unfenced_storage_accepts_the_stale_write_for_any_seed() {
         assert!(!anomalies.is_empty(), "seed {seed}: {stale}");
         for a in anomalies {
             assert_eq!(a["kind"], "stale-write");
-            assert_eq!(a["certainty"], "certain", "a paused holder's write is certainly stale: {a}");
+            assert_eq!(
+                a["certainty"], "certain",
+                "a paused holder's write is certainly stale: {a}"
+            );
             // The writer is one of the paused workers.
             let writer = a["writer"].as_str().unwrap();
             let paused: Vec<&str> = results["nemesis"]["faults"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .flat_map(|f| f["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()))
+                .flat_map(|f| {
+                    f["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n.as_str().unwrap())
+                })
                 .collect();
-            assert!(paused.contains(&writer), "{writer} was never paused: {paused:?}");
+            assert!(
+                paused.contains(&writer),
+                "{writer} was never paused: {paused:?}"
+            );
             assert!(a["late_by_ns"].as_u64().unwrap() > 0);
             assert!(!a["ops"].as_array().unwrap().is_empty());
         }
@@ -109,7 +140,15 @@ fn the_same_seed_gives_the_same_schedule() {
     let plan = |seed: u64| {
         let store = tempfile::tempdir().unwrap();
         let out = leasehold()
-            .args(["run", "--no-progress", "--duration", "8s", "--seed", &seed.to_string(), "--store"])
+            .args([
+                "run",
+                "--no-progress",
+                "--duration",
+                "8s",
+                "--seed",
+                &seed.to_string(),
+                "--store",
+            ])
             .arg(store.path())
             .arg(example("gc-pause-fenced.yaml"))
             .output()

@@ -9,14 +9,24 @@ use crate::*;
 fn sigint_during_a_pause_leaves_nothing_stopped_or_running() {
     let store = tempfile::tempdir().unwrap();
     let child = leasehold()
-        .args(["run", "--no-progress", "--duration", "60s", "--seed", "3", "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--duration",
+            "60s",
+            "--seed",
+            "3",
+            "--store",
+        ])
         .arg(store.path())
         .arg(example("gc-pause.yaml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(20), "the run folder", || store.path().join("latest").exists());
+    wait_until(Duration::from_secs(20), "the run folder", || {
+        store.path().join("latest").exists()
+    });
     let dir = run_dir_of(store.path());
     let history = dir.join("history.jsonl");
     // Wait for the nemesis to pause the holder.
@@ -25,7 +35,9 @@ fn sigint_during_a_pause_leaves_nothing_stopped_or_running() {
     });
     // The paused worker is really stopped right now.
     let run_id = {
-        let reg_dir = std::env::temp_dir().join(format!("leasehold-{}", nix::unistd::getuid())).join("runs");
+        let reg_dir = std::env::temp_dir()
+            .join(format!("leasehold-{}", nix::unistd::getuid()))
+            .join("runs");
         let mut found = None;
         for e in std::fs::read_dir(reg_dir).unwrap().flatten() {
             let reg = read_json(&e.path());
@@ -41,15 +53,31 @@ fn sigint_during_a_pause_leaves_nothing_stopped_or_running() {
         processes_of_run(&run_id)
     );
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    assert_eq!(processes_of_run(&run_id), [], "no process of the run is left, stopped or running");
+    assert_eq!(
+        processes_of_run(&run_id),
+        [],
+        "no process of the run is left, stopped or running"
+    );
     assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
     let results = read_json(&dir.join("results.json"));
     assert_eq!(results["interrupted"], true);
     let kept = std::fs::read_to_string(&history).unwrap();
-    assert!(kept.contains(r#""f":"pause""#) && kept.contains(r#""f":"resume""#), "the history records the pause and the resume");
+    assert!(
+        kept.contains(r#""f":"pause""#) && kept.contains(r#""f":"resume""#),
+        "the history records the pause and the resume"
+    );
     assert!(kept.lines().count() > 3);
 }

@@ -15,7 +15,9 @@ pub fn leasehold() -> Command {
 }
 
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
 }
 
 pub fn in_ci() -> bool {
@@ -32,13 +34,17 @@ pub fn require_root() -> bool {
     if is_root() {
         return true;
     }
-    assert!(!in_ci(), "CI=true but not root: the namespace tests cannot run");
+    assert!(
+        !in_ci(),
+        "CI=true but not root: the namespace tests cannot run"
+    );
     eprintln!("not root: skipping a test that needs network namespaces");
     false
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 

@@ -4,6 +4,7 @@
 mod clients;
 mod lock_service;
 mod storage;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::Path;
