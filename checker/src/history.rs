@@ -12,37 +12,11 @@ use crate::op::Op;
 ///
 /// A worker whose operation ended `info` is retired and continues under a new
 /// number, so one node may appear as several processes.
-///
-/// In JSON it is a bare number or string. (Deserialization is written by hand: an
-/// untagged derive buffers every value before trying each variant, which costs a
-/// third of the parsing time of a history, and its error names no expectation.)
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Process {
     Client(u64),
     Named(String),
-}
-
-impl<'de> Deserialize<'de> for Process {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Process;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a process number or name")
-            }
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Process, E> {
-                Ok(Process::Client(n))
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Process, E> {
-                Ok(Process::Named(s.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Process, E> {
-                Ok(Process::Named(s))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 impl Process {

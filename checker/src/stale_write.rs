@@ -25,8 +25,8 @@
 //! proves nothing (it makes the write at most `possible`).
 //!
 //! **Superseding grant.** An ok `acquire` of a token `t' > t` for the same lock
-//! (the lock of `t` is the lock of the acquire that granted it: writes name no
-//! lock) whose reply arrived before the write was accepted. Once a later token has
+//! (the lock of `t` is the lock of the first ok acquire that granted it: writes
+//! name no lock) whose reply arrived before the write was accepted. Once a later token has
 //! been granted, the holder of `t` has lost the lock whatever its deadline says.
 //!
 //! **Accepted writes.** With a ledger, every ledger entry with decision `accepted`

@@ -74,8 +74,9 @@ pub enum Anomaly {
         /// any, and who held it.
         superseded_by: Option<u64>,
         superseded_holder: Option<String>,
-        /// Grant of the stale token, the write, and the later grant (history
-        /// indexes).
+        /// History indexes: the acquire or renew of the stale token that set its
+        /// deadline, the write (when the history has it), and the later grant
+        /// (when there is one).
         ops: Vec<u64>,
         ledger: Vec<usize>,
     },
