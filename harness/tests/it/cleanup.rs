@@ -5,35 +5,10 @@ use std::process::Stdio;
 
 use crate::*;
 
-fn registered_run_of(pid: u32) -> Option<String> {
-    let reg_dir = std::env::temp_dir()
-        .join(format!("leasehold-{}", nix::unistd::getuid()))
-        .join("runs");
-    std::fs::read_dir(reg_dir).ok()?.flatten().find_map(|e| {
-        let reg = read_json(&e.path());
-        (reg["controller_pid"] == pid).then(|| reg["run_id"].as_str().unwrap().to_owned())
-    })
-}
-
 #[test]
 fn cleanup_removes_what_a_killed_controller_left() {
     let store = tempfile::tempdir().unwrap();
-    let mut child = leasehold()
-        .args([
-            "run",
-            "--no-progress",
-            "--duration",
-            "60s",
-            "--seed",
-            "5",
-            "--store",
-        ])
-        .arg(store.path())
-        .arg(example("gc-pause.yaml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_long_run(store.path(), 5, Stdio::null);
     let mut run_id = None;
     wait_until(Duration::from_secs(20), "the run to register", || {
         run_id = registered_run_of(child.id());

@@ -8,22 +8,7 @@ use crate::*;
 #[test]
 fn sigint_during_a_pause_leaves_nothing_stopped_or_running() {
     let store = tempfile::tempdir().unwrap();
-    let child = leasehold()
-        .args([
-            "run",
-            "--no-progress",
-            "--duration",
-            "60s",
-            "--seed",
-            "3",
-            "--store",
-        ])
-        .arg(store.path())
-        .arg(example("gc-pause.yaml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_long_run(store.path(), 3, Stdio::piped);
     wait_until(Duration::from_secs(20), "the run folder", || {
         store.path().join("latest").exists()
     });
@@ -34,19 +19,7 @@ fn sigint_during_a_pause_leaves_nothing_stopped_or_running() {
         std::fs::read_to_string(&history).is_ok_and(|h| h.contains(r#""f":"pause""#))
     });
     // The paused worker is really stopped right now.
-    let run_id = {
-        let reg_dir = std::env::temp_dir()
-            .join(format!("leasehold-{}", nix::unistd::getuid()))
-            .join("runs");
-        let mut found = None;
-        for e in std::fs::read_dir(reg_dir).unwrap().flatten() {
-            let reg = read_json(&e.path());
-            if reg["controller_pid"] == child.id() {
-                found = reg["run_id"].as_str().map(str::to_owned);
-            }
-        }
-        found.expect("the run registered itself")
-    };
+    let run_id = registered_run_of(child.id()).expect("the run registered itself");
     assert!(
         processes_of_run(&run_id).iter().any(|(_, s)| *s == 'T'),
         "a node is paused: {:?}",

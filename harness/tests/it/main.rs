@@ -98,8 +98,42 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The run id of the newest run in `store`, from its registration-free marker:
-/// the node processes' `--run-id`, read back from the stored history's config.
+/// The id of the run whose controller is `pid`, from the run registry.
+pub fn registered_run_of(pid: u32) -> Option<String> {
+    let reg_dir = std::env::temp_dir()
+        .join(format!("leasehold-{}", nix::unistd::getuid()))
+        .join("runs");
+    std::fs::read_dir(reg_dir).ok()?.flatten().find_map(|e| {
+        let reg = read_json(&e.path());
+        (reg["controller_pid"] == pid).then(|| reg["run_id"].as_str().unwrap().to_owned())
+    })
+}
+
+/// Starts the default example for a minute in the background.
+pub fn start_long_run(
+    store: &Path,
+    seed: u64,
+    output: impl Fn() -> std::process::Stdio,
+) -> std::process::Child {
+    leasehold()
+        .args([
+            "run",
+            "--no-progress",
+            "--duration",
+            "60s",
+            "--seed",
+            &seed.to_string(),
+            "--store",
+        ])
+        .arg(store)
+        .arg(example("gc-pause.yaml"))
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .unwrap()
+}
+
+/// The folder of the newest run in `store`.
 pub fn run_dir_of(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
 }
