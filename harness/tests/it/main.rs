@@ -137,3 +137,17 @@ pub fn start_long_run(
 pub fn run_dir_of(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
 }
+
+/// Whether a Docker Engine answers. In CI a missing engine is a failure, not a
+/// skip.
+pub fn require_docker() -> bool {
+    let up = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(!in_ci(), "CI=true but no Docker Engine answers: the Docker tests cannot run");
+        eprintln!("no Docker Engine: skipping a test that needs it");
+    }
+    up
+}
