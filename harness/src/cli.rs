@@ -30,6 +30,8 @@ pub enum Command {
     /// Remove what killed runs left behind: processes, network namespaces,
     /// interfaces. Runs whose controller is still alive are left alone.
     Cleanup(cmd::cleanup::CleanupArgs),
+    /// Build the container images of leasehold's nodes (Docker runtime).
+    Images(cmd::images::ImagesArgs),
     /// Run one node's program (used by the runtimes, inside the node).
     #[command(hide = true)]
     Node(cmd::node::NodeArgs),
@@ -42,6 +44,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Cleanup(args) => cmd::cleanup::run(args),
+        Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),
     }
 }

@@ -71,12 +71,15 @@ pub enum RuntimeKind {
     /// Nodes are child processes (in network namespaces when run as root).
     #[default]
     Local,
+    /// Nodes are containers on a bridge network of their own.
+    Docker,
 }
 
 impl fmt::Display for RuntimeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RuntimeKind::Local => "local",
+            RuntimeKind::Docker => "docker",
         })
     }
 }
@@ -144,6 +147,14 @@ pub struct LockConfig {
     pub service: LockService,
     #[serde(default = "one")]
     pub nodes: NonZeroU32,
+    /// Docker runtime: start the lock nodes from this local image instead of
+    /// leasehold's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Docker runtime: pack this host binary (with its shared libraries) into
+    /// an image and start the lock nodes from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
 }
 
 impl Default for LockConfig {
@@ -151,6 +162,8 @@ impl Default for LockConfig {
         LockConfig {
             service: LockService::default(),
             nodes: one(),
+            image: None,
+            binary: None,
         }
     }
 }
@@ -297,6 +310,24 @@ impl Config {
                 "lease",
                 "must be longer than 0s".into(),
             ));
+        }
+        if self.lock.image.is_some() && self.lock.binary.is_some() {
+            return Err(invalid(
+                "lock.binary".into(),
+                "binary:",
+                "give the lock nodes an image or a binary, not both".into(),
+            ));
+        }
+        if self.runtime != RuntimeKind::Docker {
+            for (field, set) in [("image", self.lock.image.is_some()), ("binary", self.lock.binary.is_some())] {
+                if set {
+                    return Err(invalid(
+                        format!("lock.{field}"),
+                        &format!("{field}:"),
+                        "only the docker runtime starts nodes from an image or a packed binary".into(),
+                    ));
+                }
+            }
         }
         let names = self.node_names();
         for (i, f) in self.nemesis.faults.iter().enumerate() {

@@ -3,14 +3,17 @@
 //! runtimes that start nodes, and the orchestration of a run.
 
 pub mod cli;
+pub mod images;
 mod cmd;
 mod collector;
 mod config;
+mod docker;
 mod local;
 mod nemesis_driver;
 mod netns;
 mod registry;
 mod run;
+mod runtime;
 
 pub use config::{Config, ConfigError};
 pub use run::{RunOptions, RunOutcome, execute};

@@ -29,6 +29,8 @@ pub struct NodeSpec {
     pub addr: std::net::SocketAddr,
     /// Arguments after `leasehold node`.
     pub args: Vec<String>,
+    /// Host folder of the node's data (lock and storage nodes).
+    pub data_dir: Option<PathBuf>,
 }
 
 struct LocalNode {

@@ -27,6 +27,9 @@ pub struct Driver {
     pub live: Arc<Mutex<LiveState>>,
     pub events: UnboundedSender<Event>,
     pub clock: RunClock,
+    /// When the workload started, on the run clock: the schedule's times count
+    /// from here, not from the start of setup.
+    pub origin_ns: u64,
     pub seed: u64,
 }
 
@@ -37,6 +40,11 @@ struct Heal {
 }
 
 impl Driver {
+    /// When a fault is due, on the run clock.
+    fn due(&self, fault: &ScheduledFault) -> u64 {
+        self.origin_ns + fault.at.as_nanos() as u64
+    }
+
     fn record_event(&self, f: &str, value: serde_json::Value) -> u64 {
         let time = self.clock.now();
         let _ = self.events.send(Event {
@@ -77,7 +85,7 @@ impl Driver {
             // Start what is due.
             let mut waiting = false;
             if let Some(fault) = self.schedule.get(next)
-                && fault.at.as_nanos() as u64 <= now
+                && self.due(fault) <= now
             {
                 let found = {
                     let live = self.live.lock().expect("live state lock");
@@ -100,7 +108,7 @@ impl Driver {
                         });
                     }
                     next += 1;
-                } else if now.saturating_sub(fault.at.as_nanos() as u64)
+                } else if now.saturating_sub(self.due(fault))
                     > TARGET_WAIT.as_nanos() as u64
                 {
                     let note = format!(
@@ -125,7 +133,7 @@ impl Driver {
             // Sleep until the next thing to do.
             let mut wake = heals.iter().map(|h| h.due).min().unwrap_or(u64::MAX);
             if let Some(f) = self.schedule.get(next) {
-                wake = wake.min(f.at.as_nanos() as u64);
+                wake = wake.min(self.due(f));
             }
             if waiting {
                 wake = wake.min(now + POLL.as_nanos() as u64);

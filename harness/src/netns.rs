@@ -68,6 +68,39 @@ fn subnets_in_use() -> anyhow::Result<Vec<Subnet>> {
         .collect())
 }
 
+/// A subnet chosen for a run, with a machine-wide lock held until the run's
+/// network exists, so two runs starting at once cannot pick the same one.
+pub struct SubnetLease {
+    pub subnet: Subnet,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Picks a /24 no interface of this machine uses (or checks the one asked
+/// for). Keep the lease until an interface has an address in the subnet.
+pub fn reserve_subnet(requested: Option<Subnet>) -> anyhow::Result<SubnetLease> {
+    let lock_path = crate::registry::dir().with_file_name("net.lock");
+    std::fs::create_dir_all(lock_path.parent().expect("has a parent"))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("open {}", lock_path.display()))?;
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .context("lock the subnet allocation")?;
+    let used = subnets_in_use()?;
+    let subnet = match requested {
+        Some(s) if used.contains(&s) => bail!("subnet {s} is already in use on this machine"),
+        Some(s) => s,
+        None => (0..=255u8)
+            .map(|n| Subnet([10, 77, n]))
+            .find(|s| !used.contains(s))
+            .context("no free 10.77.N.0/24 subnet")?,
+    };
+    Ok(SubnetLease { subnet, _lock: lock })
+}
+
 impl NetnsNet {
     /// Creates the namespaces, the hub bridge and the host's interface, and
     /// gives node i of `nodes` the address `subnet.<octet>`. On failure, what
@@ -77,29 +110,9 @@ impl NetnsNet {
         subnet: Option<Subnet>,
         nodes: &[(String, u8)],
     ) -> anyhow::Result<NetnsNet> {
-        // Choosing a free subnet and taking it must not race with another run.
-        let lock_path = crate::registry::dir().with_file_name("net.lock");
-        std::fs::create_dir_all(lock_path.parent().expect("has a parent"))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("open {}", lock_path.display()))?;
-        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .context("lock the subnet allocation")?;
-        let used = subnets_in_use()?;
-        let subnet = match subnet {
-            Some(s) if used.contains(&s) => bail!("subnet {s} is already in use on this machine"),
-            Some(s) => s,
-            None => (0..=255u8)
-                .map(|n| Subnet([10, 77, n]))
-                .find(|s| !used.contains(s))
-                .context("no free 10.77.N.0/24 subnet")?,
-        };
+        let lease = reserve_subnet(subnet)?;
         let mut net = NetnsNet {
-            subnet,
+            subnet: lease.subnet,
             hub: ns_name(run_id, "hub"),
             namespaces: Vec::new(),
             host_if: format!("lh{run_id}h"),

@@ -120,6 +120,8 @@ pub struct Cleaned {
     pub processes: Vec<i32>,
     pub namespaces: Vec<String>,
     pub interfaces: Vec<String>,
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
     pub registrations: Vec<String>,
 }
 
@@ -128,14 +130,18 @@ impl Cleaned {
         self.processes.is_empty()
             && self.namespaces.is_empty()
             && self.interfaces.is_empty()
+            && self.containers.is_empty()
+            && self.networks.is_empty()
             && self.registrations.is_empty()
     }
 }
 
-/// Removes everything that belongs to runs whose controller is dead.
-pub fn cleanup_dead_runs() -> Cleaned {
+/// Removes everything that belongs to runs whose controller is dead: node
+/// processes, namespaces and interfaces, containers and Docker networks.
+pub async fn cleanup_dead_runs() -> Cleaned {
     let live = live_runs();
     let mut cleaned = Cleaned::default();
+    crate::docker::cleanup_dead(&live, &mut cleaned).await;
     for (pid, id) in run_processes() {
         if live.contains(&id) {
             continue;

@@ -21,7 +21,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{Collector, Counters};
-use crate::config::Config;
+use crate::config::{Config, RuntimeKind, Subnet};
+use crate::docker::{self, DATA_MOUNT, DockerRuntime};
+use crate::runtime::Runtime;
 use crate::local::{LocalRuntime, NodeSpec};
 use crate::nemesis_driver::Driver;
 use crate::netns::{self, NetnsNet};
@@ -49,19 +51,28 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
 }
 
-/// Where each node listens: its own address in its namespace, or a free
-/// loopback port when there are no namespaces.
+/// Where the nodes live, as far as planning them goes.
+struct Placement {
+    /// The run's subnet when nodes have addresses of their own (namespaces or
+    /// containers); `None`: everything on loopback ports.
+    subnet: Option<Subnet>,
+    /// Data folders are mounted at [`DATA_MOUNT`] inside containers.
+    in_container: bool,
+}
+
+/// Where each node listens: its own address on the run's subnet, or a free
+/// loopback port when there is none.
 fn plan(
     config: &Config,
     run_id: &str,
     clock: RunClock,
-    net: Option<&NetnsNet>,
+    place: &Placement,
     run_dir: &RunDir,
     seed: u64,
 ) -> anyhow::Result<Vec<NodeSpec>> {
-    let addr = |octet: u8, port: u16| -> anyhow::Result<SocketAddr> {
-        Ok(match net {
-            Some(n) => SocketAddr::new(IpAddr::V4(n.subnet.host(octet)), port),
+    let addr = |name: &str, port: u16| -> anyhow::Result<SocketAddr> {
+        Ok(match place.subnet {
+            Some(n) => SocketAddr::new(IpAddr::V4(n.host(octet_of(name))), port),
             None if port == 0 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             None => free_loopback_port()?,
         })
@@ -76,40 +87,44 @@ fn plan(
             clock.t0_ns().to_string(),
         ]
     };
-    let data_dir = |name: &str| -> anyhow::Result<String> {
+    // The folder on the host, and how the node names it.
+    let data_dir = |name: &str| -> anyhow::Result<(PathBuf, String)> {
         let d = run_dir.node_data_dir(name);
         std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
-        Ok(d.display().to_string())
+        let arg = if place.in_container {
+            DATA_MOUNT.to_owned()
+        } else {
+            d.display().to_string()
+        };
+        Ok((d, arg))
     };
     let mut specs = Vec::new();
     for i in 1..=config.lock.nodes.get() {
         let name = format!("lock{i}");
-        let a = addr(10 + i as u8, 7000)?;
+        let a = addr(&name, 7000)?;
+        let (dir, dir_arg) = data_dir(&name)?;
         let mut args = vec!["lock".to_owned()];
         args.extend(common(&name));
-        args.extend([
-            "--listen".into(),
-            a.to_string(),
-            "--data-dir".into(),
-            data_dir(&name)?,
-        ]);
+        args.extend(["--listen".into(), a.to_string(), "--data-dir".into(), dir_arg]);
         specs.push(NodeSpec {
             name,
             role: Role::Lock,
             addr: a,
             args,
+            data_dir: Some(dir),
         });
     }
     for i in 1..=config.storage.nodes.get() {
         let name = format!("store{i}");
-        let a = addr(30 + i as u8, 7100)?;
+        let a = addr(&name, 7100)?;
+        let (dir, dir_arg) = data_dir(&name)?;
         let mut args = vec!["storage".to_owned()];
         args.extend(common(&name));
         args.extend([
             "--listen".into(),
             a.to_string(),
             "--data-dir".into(),
-            data_dir(&name)?,
+            dir_arg,
             "--fencing".into(),
             if config.storage.fencing { "on" } else { "off" }.into(),
         ]);
@@ -118,6 +133,7 @@ fn plan(
             role: Role::Storage,
             addr: a,
             args,
+            data_dir: Some(dir),
         });
     }
     let locks: Vec<String> = specs
@@ -133,7 +149,7 @@ fn plan(
     let w = &config.workload;
     for i in 1..=w.workers.get() {
         let name = format!("w{i}");
-        let a = addr(100 + i as u8, 0)?;
+        let a = addr(&name, 0)?;
         let mut args = vec!["worker".to_owned()];
         args.extend(common(&name));
         args.extend([
@@ -168,6 +184,7 @@ fn plan(
             role: Role::Worker,
             addr: a,
             args,
+            data_dir: None,
         });
     }
     Ok(specs)
@@ -191,7 +208,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
     let started = SystemTime::now();
-    let cleaned = registry::cleanup_dead_runs();
+    let cleaned = registry::cleanup_dead_runs().await;
     if !cleaned.is_empty() {
         tracing::warn!(?cleaned, "removed leftovers of killed runs");
     }
@@ -285,7 +302,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
 }
 
 struct RunState {
-    runtime: Option<LocalRuntime>,
+    runtime: Option<Runtime>,
     records: Vec<FaultRecord>,
     nodes: Vec<NodeSummary>,
 }
@@ -316,17 +333,42 @@ async fn drive(
     timings: &mut Timings,
 ) -> anyhow::Result<()> {
     let t_setup = Instant::now();
-    let names = config.node_names();
-    let net = if netns::is_root() {
-        let octets: Vec<(String, u8)> = names.iter().map(|n| (n.clone(), octet_of(n))).collect();
-        Some(
-            NetnsNet::create(run_id, config.network.subnet, &octets)
-                .context("create the run's network")?,
-        )
-    } else {
-        None
+    let (runtime, specs, images) = match config.runtime {
+        RuntimeKind::Local => {
+            let net = if netns::is_root() {
+                let octets: Vec<(String, u8)> = config
+                    .node_names()
+                    .iter()
+                    .map(|n| (n.clone(), octet_of(n)))
+                    .collect();
+                Some(
+                    NetnsNet::create(run_id, config.network.subnet, &octets)
+                        .context("create the run's network")?,
+                )
+            } else {
+                None
+            };
+            let place = Placement {
+                subnet: net.as_ref().map(|n| n.subnet),
+                in_container: false,
+            };
+            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
+            let runtime = Runtime::Local(LocalRuntime::new(run_id, net, collector.sender())?);
+            (runtime, specs, NodeImages::default())
+        }
+        RuntimeKind::Docker => {
+            let docker = docker::connect().await?;
+            let images = NodeImages::prepare(&docker, config).await?;
+            let r = DockerRuntime::new(docker, run_id, config.network.subnet, collector.sender())
+                .await?;
+            let place = Placement {
+                subnet: Some(r.subnet),
+                in_container: true,
+            };
+            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
+            (Runtime::Docker(r), specs, images)
+        }
     };
-    let specs = plan(config, run_id, clock, net.as_ref(), run_dir, seed)?;
     state.nodes = specs
         .iter()
         .map(|s| NodeSummary {
@@ -335,22 +377,19 @@ async fn drive(
             addr: s.addr.to_string(),
         })
         .collect();
-    let runtime = state
-        .runtime
-        .insert(LocalRuntime::new(run_id, net, collector.sender())?);
-    for role in [Role::Lock, Role::Storage, Role::Worker] {
-        for spec in specs.iter().filter(|s| s.role == role) {
-            runtime.spawn(spec.clone(), &run_dir.node_log_path(&spec.name))?;
-        }
-        if role != Role::Worker {
-            for spec in specs.iter().filter(|s| s.role == role) {
-                tokio::select! {
-                    r = runtime.wait_ready(&spec.name, READY_LIMIT) => r?,
-                    _ = cancel.cancelled() => return Ok(()),
-                }
-            }
+    let runtime = state.runtime.insert(runtime);
+    let image_of = |spec: &NodeSpec| images.of(spec.role);
+    // Servers first, all at once; workers once the servers answer.
+    let servers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role != Role::Worker).collect();
+    runtime.spawn_all(&servers, run_dir, &image_of).await?;
+    for spec in &servers {
+        tokio::select! {
+            r = runtime.wait_ready(&spec.name, READY_LIMIT) => r?,
+            _ = cancel.cancelled() => return Ok(()),
         }
     }
+    let workers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Worker).collect();
+    runtime.spawn_all(&workers, run_dir, &image_of).await?;
     timings.setup_ms = t_setup.elapsed().as_millis() as u64;
 
     // Workload and nemesis.
@@ -362,6 +401,7 @@ async fn drive(
         live: collector.live(),
         events: collector.sender(),
         clock,
+        origin_ns: clock.now(),
         seed,
     };
     let nemesis = tokio::spawn(driver.run(stop_nemesis.clone()));
@@ -397,10 +437,46 @@ async fn drive(
     if cancel.is_cancelled() {
         return Ok(());
     }
-    final_reads(config, runtime, collector, clock, &specs).await;
+    final_reads(config, collector, clock, &specs).await;
     Ok(())
 }
 
+/// The images of a Docker run's nodes: leasehold's own, or the lock
+/// service's `image:` / `binary:`.
+#[derive(Default)]
+struct NodeImages {
+    node: String,
+    lock: Option<String>,
+}
+
+impl NodeImages {
+    async fn prepare(docker: &bollard::Docker, config: &Config) -> anyhow::Result<Self> {
+        let node = crate::images::leasehold_image(docker)
+            .await
+            .context("pack leasehold's node image")?
+            .tag;
+        let lock = match (&config.lock.image, &config.lock.binary) {
+            (Some(image), _) => Some(image.clone()),
+            (None, Some(binary)) => Some(
+                crate::images::host_binary_image(docker, binary)
+                    .await
+                    .with_context(|| format!("pack {}", binary.display()))?
+                    .tag,
+            ),
+            (None, None) => None,
+        };
+        Ok(NodeImages { node, lock })
+    }
+
+    fn of(&self, role: Role) -> String {
+        match (role, &self.lock) {
+            (Role::Lock, Some(image)) => image.clone(),
+            _ => self.node.clone(),
+        }
+    }
+}
+
+/// Last octet of a node's address on the run's subnet.
 fn octet_of(name: &str) -> u8 {
     let num = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u8>().ok());
     if let Some(i) = num("lock") {
@@ -417,7 +493,6 @@ fn octet_of(name: &str) -> u8 {
 /// Reads every key once everything is quiet, as the history's `final` process.
 async fn final_reads(
     config: &Config,
-    _runtime: &LocalRuntime,
     collector: &Collector,
     clock: RunClock,
     specs: &[NodeSpec],

@@ -10,7 +10,10 @@ use crate::registry;
 pub struct CleanupArgs {}
 
 pub fn run(_args: CleanupArgs) -> anyhow::Result<ExitCode> {
-    let cleaned = registry::cleanup_dead_runs();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cleaned = runtime.block_on(registry::cleanup_dead_runs());
     if cleaned.is_empty() {
         println!("nothing to clean up");
     } else {
@@ -22,6 +25,12 @@ pub fn run(_args: CleanupArgs) -> anyhow::Result<ExitCode> {
         }
         for ifname in &cleaned.interfaces {
             println!("deleted interface {ifname}");
+        }
+        for c in &cleaned.containers {
+            println!("removed container {c}");
+        }
+        for n in &cleaned.networks {
+            println!("removed network {n}");
         }
         for id in &cleaned.registrations {
             println!("forgot run {id}");

@@ -2,7 +2,9 @@
 
 mod cleanup;
 mod config_errors;
+mod docker;
 mod examples;
+mod images;
 mod interrupt;
 
 use std::path::{Path, PathBuf};

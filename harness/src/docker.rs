@@ -1,0 +1,554 @@
+//! The Docker runtime: every node is a container on a bridge network made for
+//! the run, driven through the Engine API with bollard.
+//!
+//! Faults never go through the API: the nemesis signals the containers'
+//! processes by their host PIDs (a SIGSTOP lands in tens of microseconds, an API
+//! kill takes milliseconds), and `docker pause` (the cgroup freezer) is not a
+//! stopped process. The API is used to create, learn PIDs, stream output and
+//! remove.
+//!
+//! Everything carries labels: `leasehold.run=<id>`, `leasehold.node=<name>`,
+//! `leasehold.role=<role>`, so `leasehold cleanup` finds what a killed run left.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListNetworksOptions,
+    LogsOptions, RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use leasehold_checker::Event;
+use leasehold_nemesis::{NodeFacts, Role};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Subnet;
+use crate::local::{NodeSpec, log_tail};
+use crate::netns::reserve_subnet;
+use crate::registry::Cleaned;
+
+pub const LABEL_RUN: &str = "leasehold.run";
+pub const LABEL_NODE: &str = "leasehold.node";
+pub const LABEL_ROLE: &str = "leasehold.role";
+
+/// Where a node's data folder is mounted inside its container.
+pub const DATA_MOUNT: &str = "/data";
+
+/// Connects to the local engine, speaking the API version it supports.
+pub async fn connect() -> anyhow::Result<Docker> {
+    let docker = Docker::connect_with_local_defaults().context("cannot reach the Docker Engine")?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .context("cannot reach the Docker Engine")?;
+    docker.ping().await.context("cannot reach the Docker Engine")?;
+    Ok(docker)
+}
+
+struct DockerNode {
+    spec: NodeSpec,
+    container: String,
+    /// Host PID of the container's first process.
+    pid: i32,
+    log: PathBuf,
+    exited: Arc<AtomicBool>,
+}
+
+/// How a node's container is made.
+#[derive(Clone, Debug)]
+pub struct ContainerPlan {
+    pub spec: NodeSpec,
+    pub image: String,
+    /// Host folder mounted at [`DATA_MOUNT`].
+    pub data_dir: Option<PathBuf>,
+    pub log: PathBuf,
+}
+
+/// The nodes of one run, as containers.
+pub struct DockerRuntime {
+    docker: Docker,
+    run_id: String,
+    network: Option<String>,
+    pub subnet: Subnet,
+    nodes: BTreeMap<String, DockerNode>,
+    events: UnboundedSender<Event>,
+    readers: TaskTracker,
+    http: reqwest::Client,
+}
+
+impl DockerRuntime {
+    /// Makes the run's network (a bridge on a free /24 unless one is given).
+    pub async fn new(
+        docker: Docker,
+        run_id: &str,
+        subnet: Option<Subnet>,
+        events: UnboundedSender<Event>,
+    ) -> anyhow::Result<Self> {
+        let lease = tokio::task::spawn_blocking(move || reserve_subnet(subnet)).await??;
+        let subnet = lease.subnet;
+        let name = format!("lh-{run_id}");
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(subnet.host(1).to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(HashMap::from([(LABEL_RUN.to_owned(), run_id.to_owned())])),
+            ..Default::default()
+        };
+        docker
+            .create_network(request)
+            .await
+            .with_context(|| format!("create network {name} on {subnet}"))?;
+        drop(lease);
+        Ok(DockerRuntime {
+            docker,
+            run_id: run_id.to_owned(),
+            network: Some(name),
+            subnet,
+            nodes: BTreeMap::new(),
+            events,
+            readers: TaskTracker::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_millis(500))
+                .build()?,
+        })
+    }
+
+    /// Creates and starts the containers, all at once.
+    pub async fn spawn_all(&mut self, plans: Vec<ContainerPlan>) -> anyhow::Result<()> {
+        let network = self.network.clone().context("the network is gone")?;
+        let starts = plans.into_iter().map(|plan| {
+            let docker = self.docker.clone();
+            let run_id = self.run_id.clone();
+            let network = network.clone();
+            async move {
+                let name = plan.spec.name.clone();
+                let started = start_container(&docker, &run_id, &network, &plan).await;
+                (plan, started.with_context(|| format!("start node {name}")))
+            }
+        });
+        let mut first_error = None;
+        for (plan, started) in futures_util::future::join_all(starts).await {
+            match started {
+                Ok((container, pid)) => self.follow(plan, container, pid),
+                Err(e) => {
+                    // Remember the container so teardown removes it.
+                    self.nodes.insert(
+                        plan.spec.name.clone(),
+                        DockerNode {
+                            container: container_name(&self.run_id, &plan.spec.name),
+                            spec: plan.spec,
+                            pid: 0,
+                            log: plan.log,
+                            exited: Arc::new(AtomicBool::new(true)),
+                        },
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Streams the container's output: stdout lines are events, stderr goes
+    /// to the node's log file.
+    fn follow(&mut self, plan: ContainerPlan, container: String, pid: i32) {
+        let exited = Arc::new(AtomicBool::new(false));
+        let docker = self.docker.clone();
+        let tx = self.events.clone();
+        let name = plan.spec.name.clone();
+        let log_path = plan.log.clone();
+        let done = exited.clone();
+        let id = container.clone();
+        self.readers.spawn(async move {
+            let mut log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "cannot open the node's log");
+                    None
+                }
+            };
+            let options = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            };
+            let mut stream = docker.logs(&id, Some(options));
+            let mut pending = Vec::new();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(LogOutput::StdOut { message }) => {
+                        pending.extend_from_slice(&message);
+                        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=end).collect();
+                            forward_event(&tx, &name, &line[..line.len() - 1]);
+                        }
+                    }
+                    Ok(LogOutput::StdErr { message }) => {
+                        if let Some(f) = log.as_mut() {
+                            let _ = f.write_all(&message);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(node = %name, error = %e, "log stream ended");
+                        break;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                forward_event(&tx, &name, &pending);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        self.nodes.insert(
+            plan.spec.name.clone(),
+            DockerNode {
+                spec: plan.spec,
+                container,
+                pid,
+                log: plan.log,
+                exited,
+            },
+        );
+    }
+
+    /// Waits until the node answers its health check.
+    pub async fn wait_ready(&self, name: &str, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let node = self.nodes.get(name).context("no such node")?;
+        let url = format!("http://{}/v1/health", node.spec.addr);
+        loop {
+            if node.exited.load(Ordering::SeqCst) {
+                let status = self.exit_status(&node.container).await;
+                bail!(
+                    "node {name} exited ({status}) before it was ready; its log ends:\n{}",
+                    log_tail(&node.log, 10)
+                );
+            }
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
+                    log_tail(&node.log, 10)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn exit_status(&self, container: &str) -> String {
+        match self
+            .docker
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => {
+                let state = info.state.unwrap_or_default();
+                format!(
+                    "exit code {}{}",
+                    state.exit_code.unwrap_or_default(),
+                    state
+                        .error
+                        .filter(|e| !e.is_empty())
+                        .map(|e| format!(", {e}"))
+                        .unwrap_or_default()
+                )
+            }
+            Err(e) => format!("state unknown: {e}"),
+        }
+    }
+
+    /// The nemesis's view of every node: every process of the container, by
+    /// host PID, and its network namespace.
+    pub fn facts(&self) -> Vec<NodeFacts> {
+        self.nodes
+            .values()
+            .filter(|n| n.pid > 0)
+            .map(|n| NodeFacts {
+                name: n.spec.name.clone(),
+                role: n.spec.role,
+                pids: container_pids(n.pid),
+                pgid: None,
+                netns: Some(PathBuf::from(format!("/proc/{}/ns/net", n.pid))),
+                addr: n.spec.addr.to_string(),
+            })
+            .collect()
+    }
+
+    /// SIGCONT to every process of every container.
+    pub fn resume_all(&self) {
+        for n in self.nodes.values().filter(|n| n.pid > 0) {
+            signal_all(n.pid, Signal::SIGCONT);
+        }
+    }
+
+    pub fn names(&self, role: Role) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.spec.role == role)
+            .map(|n| n.spec.name.clone())
+            .collect()
+    }
+
+    /// SIGTERM to the nodes, then remove their containers (forcibly after
+    /// `grace`).
+    pub async fn stop(&mut self, names: &[String], grace: Duration) {
+        for name in names {
+            if let Some(n) = self.nodes.get(name).filter(|n| n.pid > 0) {
+                signal_all(n.pid, Signal::SIGCONT);
+                signal_all(n.pid, Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for name in names {
+            let Some(n) = self.nodes.get(name) else { continue };
+            while n.pid > 0 && !n.exited.load(Ordering::SeqCst) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let removals = names.iter().filter_map(|name| self.nodes.remove(name)).map(|n| {
+            let docker = self.docker.clone();
+            async move { remove_container(&docker, &n.container).await }
+        });
+        futures_util::future::join_all(removals).await;
+    }
+
+    /// Removes every container, waits for their output, removes the network.
+    pub async fn teardown(&mut self, grace: Duration) {
+        let all: Vec<String> = self.nodes.keys().cloned().collect();
+        self.stop(&all, grace).await;
+        self.readers.close();
+        if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("container output readers did not finish");
+        }
+        if let Some(net) = self.network.take()
+            && let Err(e) = self.docker.remove_network(&net).await
+        {
+            tracing::warn!(network = %net, error = %e, "cannot remove the network");
+        }
+    }
+}
+
+impl Drop for DockerRuntime {
+    /// On panic paths no API call can be awaited: kill the processes so nothing
+    /// stays paused; the containers and network are removed by the next run or
+    /// `leasehold cleanup`.
+    fn drop(&mut self) {
+        for n in self.nodes.values().filter(|n| n.pid > 0) {
+            signal_all(n.pid, Signal::SIGCONT);
+            signal_all(n.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+pub fn container_name(run_id: &str, node: &str) -> String {
+    format!("lh-{run_id}-{node}")
+}
+
+async fn start_container(
+    docker: &Docker,
+    run_id: &str,
+    network: &str,
+    plan: &ContainerPlan,
+) -> anyhow::Result<(String, i32)> {
+    let spec = &plan.spec;
+    let name = container_name(run_id, &spec.name);
+    let labels = HashMap::from([
+        (LABEL_RUN.to_owned(), run_id.to_owned()),
+        (LABEL_NODE.to_owned(), spec.name.clone()),
+        (LABEL_ROLE.to_owned(), spec.role.to_string()),
+    ]);
+    let mut cmd = vec!["node".to_owned()];
+    cmd.extend(spec.args.iter().cloned());
+    let env: Vec<String> = std::env::var("RUST_LOG")
+        .map(|v| vec![format!("RUST_LOG={v}")])
+        .unwrap_or_default();
+    let endpoint = EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(spec.addr.ip().to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        cmd: Some(cmd),
+        env: Some(env),
+        labels: Some(labels),
+        hostname: Some(spec.name.clone()),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.to_owned()),
+            binds: plan
+                .data_dir
+                .as_ref()
+                .map(|d| vec![format!("{}:{DATA_MOUNT}", d.display())]),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(network.to_owned(), endpoint)])),
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    docker.create_container(Some(options), body).await?;
+    docker
+        .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+        .await?;
+    let info = docker
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await?;
+    let pid = info
+        .state
+        .and_then(|s| s.pid)
+        .filter(|p| *p > 0)
+        .unwrap_or(0) as i32;
+    Ok((name, pid))
+}
+
+async fn remove_container(docker: &Docker, name: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => {}
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(e) => tracing::warn!(container = %name, error = %e, "cannot remove container"),
+    }
+}
+
+fn forward_event(tx: &UnboundedSender<Event>, node: &str, line: &[u8]) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match serde_json::from_slice::<Event>(line) {
+        Ok(mut e) => {
+            e.node.get_or_insert_with(|| node.to_owned());
+            let _ = tx.send(e);
+        }
+        Err(err) => tracing::warn!(
+            node,
+            line = %String::from_utf8_lossy(line),
+            error = %err,
+            "not an event"
+        ),
+    }
+}
+
+/// Every host PID in the cgroup of the container whose first process is
+/// `pid` (just `pid` when the cgroup cannot be read).
+pub fn container_pids(pid: i32) -> Vec<i32> {
+    let from_cgroup = || -> Option<Vec<i32>> {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        // cgroup v2: a single "0::/path" line; v1: take the pids or memory line.
+        let path = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .or_else(|| {
+                cgroup.lines().find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                    controllers.split(',').any(|c| c == "pids").then_some(path)
+                })
+            })?;
+        let candidates = [
+            format!("/sys/fs/cgroup{path}/cgroup.procs"),
+            format!("/sys/fs/cgroup/pids{path}/cgroup.procs"),
+        ];
+        let procs = candidates.iter().find_map(|p| std::fs::read_to_string(p).ok())?;
+        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        (!pids.is_empty()).then_some(pids)
+    };
+    from_cgroup().unwrap_or_else(|| vec![pid])
+}
+
+fn signal_all(pid: i32, signal: Signal) {
+    for p in container_pids(pid) {
+        let _ = kill(Pid::from_raw(p), signal);
+    }
+}
+
+/// Removes containers and networks labelled by runs not in `live`, adding
+/// them to `cleaned`. A missing engine is not an error: nothing of ours is in
+/// it then.
+pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
+    let Ok(docker) = connect().await else {
+        return;
+    };
+    let filters = HashMap::from([("label".to_owned(), vec![LABEL_RUN.to_owned()])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_or_default();
+    for c in containers {
+        let run = c.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).cloned().unwrap_or_default();
+        if live.contains(&run) {
+            continue;
+        }
+        // Stopped processes die with the container: SIGKILL needs no SIGCONT.
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .or(c.id.clone())
+            .unwrap_or_default();
+        remove_container(&docker, &name).await;
+        cleaned.containers.push(name);
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap_or_default();
+    for n in networks {
+        let run = n.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).cloned().unwrap_or_default();
+        let Some(name) = n.name else { continue };
+        if !live.contains(&run) && docker.remove_network(&name).await.is_ok() {
+            cleaned.networks.push(name);
+        }
+    }
+}

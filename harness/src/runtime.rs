@@ -1,0 +1,91 @@
+//! The runtimes behind one interface: local processes or Docker containers.
+//! The run lifecycle and the nemesis see only this.
+
+use std::time::Duration;
+
+use leasehold_nemesis::{NodeFacts, Role};
+use leasehold_results::RunDir;
+
+use crate::docker::{ContainerPlan, DockerRuntime};
+use crate::local::{LocalRuntime, NodeSpec};
+
+pub enum Runtime {
+    Local(LocalRuntime),
+    Docker(DockerRuntime),
+}
+
+/// The image each node of a Docker run starts from.
+pub type ImageOf<'a> = &'a dyn Fn(&NodeSpec) -> String;
+
+impl Runtime {
+    /// Starts nodes (all at once where the runtime can).
+    pub async fn spawn_all(
+        &mut self,
+        specs: &[&NodeSpec],
+        run_dir: &RunDir,
+        image_of: ImageOf<'_>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Runtime::Local(r) => {
+                for spec in specs {
+                    r.spawn((*spec).clone(), &run_dir.node_log_path(&spec.name))?;
+                }
+                Ok(())
+            }
+            Runtime::Docker(r) => {
+                let plans = specs
+                    .iter()
+                    .map(|spec| ContainerPlan {
+                        spec: (*spec).clone(),
+                        image: image_of(spec),
+                        data_dir: spec.data_dir.clone(),
+                        log: run_dir.node_log_path(&spec.name),
+                    })
+                    .collect();
+                r.spawn_all(plans).await
+            }
+        }
+    }
+
+    pub async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
+        match self {
+            Runtime::Local(r) => r.wait_ready(name, limit).await,
+            Runtime::Docker(r) => r.wait_ready(name, limit).await,
+        }
+    }
+
+    pub fn facts(&self) -> Vec<NodeFacts> {
+        match self {
+            Runtime::Local(r) => r.facts(),
+            Runtime::Docker(r) => r.facts(),
+        }
+    }
+
+    pub fn resume_all(&self) {
+        match self {
+            Runtime::Local(r) => r.resume_all(),
+            Runtime::Docker(r) => r.resume_all(),
+        }
+    }
+
+    pub fn names(&self, role: Role) -> Vec<String> {
+        match self {
+            Runtime::Local(r) => r.names(role),
+            Runtime::Docker(r) => r.names(role),
+        }
+    }
+
+    pub async fn stop(&mut self, names: &[String], grace: Duration) {
+        match self {
+            Runtime::Local(r) => r.stop(names, grace).await,
+            Runtime::Docker(r) => r.stop(names, grace).await,
+        }
+    }
+
+    pub async fn teardown(&mut self, grace: Duration) {
+        match self {
+            Runtime::Local(r) => r.teardown(grace).await,
+            Runtime::Docker(r) => r.teardown(grace).await,
+        }
+    }
+}
