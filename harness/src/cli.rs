@@ -32,6 +32,8 @@ pub enum Command {
     Cleanup(cmd::cleanup::CleanupArgs),
     /// Build the container images of leasehold's nodes (Docker runtime).
     Images(cmd::images::ImagesArgs),
+    /// Measure the harness itself: cluster start, teardown, pause latency.
+    Bench(cmd::bench::BenchArgs),
     /// Run one node's program (used by the runtimes, inside the node).
     #[command(hide = true)]
     Node(cmd::node::NodeArgs),
@@ -44,6 +46,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Cleanup(args) => cmd::cleanup::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),
     }

@@ -319,12 +319,16 @@ impl Config {
             ));
         }
         if self.runtime != RuntimeKind::Docker {
-            for (field, set) in [("image", self.lock.image.is_some()), ("binary", self.lock.binary.is_some())] {
+            for (field, set) in [
+                ("image", self.lock.image.is_some()),
+                ("binary", self.lock.binary.is_some()),
+            ] {
                 if set {
                     return Err(invalid(
                         format!("lock.{field}"),
                         &format!("{field}:"),
-                        "only the docker runtime starts nodes from an image or a packed binary".into(),
+                        "only the docker runtime starts nodes from an image or a packed binary"
+                            .into(),
                     ));
                 }
             }

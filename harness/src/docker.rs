@@ -48,16 +48,7 @@ pub const LABEL_ROLE: &str = "leasehold.role";
 /// Where a node's data folder is mounted inside its container.
 pub const DATA_MOUNT: &str = "/data";
 
-/// Connects to the local engine, speaking the API version it supports.
-pub async fn connect() -> anyhow::Result<Docker> {
-    let docker = Docker::connect_with_local_defaults().context("cannot reach the Docker Engine")?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .context("cannot reach the Docker Engine")?;
-    docker.ping().await.context("cannot reach the Docker Engine")?;
-    Ok(docker)
-}
+pub use crate::images::connect;
 
 struct DockerNode {
     spec: NodeSpec,
@@ -186,7 +177,11 @@ impl DockerRuntime {
         let done = exited.clone();
         let id = container.clone();
         self.readers.spawn(async move {
-            let mut log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+            let mut log = match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+            {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::warn!(node = %name, error = %e, "cannot open the node's log");
@@ -332,15 +327,24 @@ impl DockerRuntime {
         }
         let deadline = Instant::now() + grace;
         for name in names {
-            let Some(n) = self.nodes.get(name) else { continue };
-            while n.pid > 0 && !n.exited.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let Some(n) = self.nodes.get(name) else {
+                continue;
+            };
+            // The process table tells sooner than the engine that it is gone.
+            while n.pid > 0
+                && leasehold_nemesis::proc_state(n.pid) != leasehold_nemesis::ProcState::Gone
+                && Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let removals = names.iter().filter_map(|name| self.nodes.remove(name)).map(|n| {
-            let docker = self.docker.clone();
-            async move { remove_container(&docker, &n.container).await }
-        });
+        let removals = names
+            .iter()
+            .filter_map(|name| self.nodes.remove(name))
+            .map(|n| {
+                let docker = self.docker.clone();
+                async move { remove_container(&docker, &n.container).await }
+            });
         futures_util::future::join_all(removals).await;
     }
 
@@ -429,7 +433,10 @@ async fn start_container(
     };
     docker.create_container(Some(options), body).await?;
     docker
-        .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await?;
     let info = docker
         .inspect_container(&name, None::<InspectContainerOptions>)
@@ -450,7 +457,9 @@ async fn remove_container(docker: &Docker, name: &str) {
     };
     match docker.remove_container(name, Some(options)).await {
         Ok(()) => {}
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
         Err(e) => tracing::warn!(container = %name, error = %e, "cannot remove container"),
     }
 }
@@ -493,8 +502,13 @@ pub fn container_pids(pid: i32) -> Vec<i32> {
             format!("/sys/fs/cgroup{path}/cgroup.procs"),
             format!("/sys/fs/cgroup/pids{path}/cgroup.procs"),
         ];
-        let procs = candidates.iter().find_map(|p| std::fs::read_to_string(p).ok())?;
-        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let procs = candidates
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())?;
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         (!pids.is_empty()).then_some(pids)
     };
     from_cgroup().unwrap_or_else(|| vec![pid])
@@ -523,7 +537,12 @@ pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
         .await
         .unwrap_or_default();
     for c in containers {
-        let run = c.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).cloned().unwrap_or_default();
+        let run = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_RUN))
+            .cloned()
+            .unwrap_or_default();
         if live.contains(&run) {
             continue;
         }
@@ -545,7 +564,12 @@ pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
         .await
         .unwrap_or_default();
     for n in networks {
-        let run = n.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).cloned().unwrap_or_default();
+        let run = n
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_RUN))
+            .cloned()
+            .unwrap_or_default();
         let Some(name) = n.name else { continue };
         if !live.contains(&run) && docker.remove_network(&name).await.is_ok() {
             cleaned.networks.push(name);

@@ -341,7 +341,48 @@ pub async fn pack_binary(
 /// The image of leasehold's own nodes: this very executable, at `/leasehold`.
 pub async fn leasehold_image(docker: &Docker) -> anyhow::Result<PackedImage> {
     let exe = std::env::current_exe().context("cannot find leasehold's own executable")?;
-    pack_binary(docker, &exe, "node", "/leasehold").await
+    let image = pack_binary(docker, &exe, "node", "/leasehold").await?;
+    if image.built {
+        // Every rebuild of leasehold makes a new node image; the old ones are
+        // of no further use.
+        prune_node_images(docker, &image.tag).await;
+    }
+    Ok(image)
+}
+
+/// Removes leasehold's node images other than `keep`. Images still used by a
+/// container are left alone (the removal is not forced). Returns what went.
+pub async fn prune_node_images(docker: &Docker, keep: &str) -> Vec<String> {
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{IMAGE_LABEL}=node")],
+    )]);
+    let options = bollard::query_parameters::ListImagesOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let Ok(images) = docker.list_images(Some(options)).await else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for image in images {
+        if image.repo_tags.iter().any(|t| t == keep) {
+            continue;
+        }
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        if docker
+            .remove_image(&image.id, Some(options), None)
+            .await
+            .is_ok()
+        {
+            removed.extend(image.repo_tags.iter().cloned());
+        }
+    }
+    removed
 }
 
 /// The image of a third-party server found on the host (`/usr/bin/etcd`):

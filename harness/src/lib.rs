@@ -3,11 +3,11 @@
 //! runtimes that start nodes, and the orchestration of a run.
 
 pub mod cli;
-pub mod images;
 mod cmd;
 mod collector;
 mod config;
 mod docker;
+pub mod images;
 mod local;
 mod nemesis_driver;
 mod netns;

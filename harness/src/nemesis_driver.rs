@@ -108,9 +108,7 @@ impl Driver {
                         });
                     }
                     next += 1;
-                } else if now.saturating_sub(self.due(fault))
-                    > TARGET_WAIT.as_nanos() as u64
-                {
+                } else if now.saturating_sub(self.due(fault)) > TARGET_WAIT.as_nanos() as u64 {
                     let note = format!(
                         "skipped: no node matched {} within {TARGET_WAIT:?}",
                         fault.target

@@ -98,7 +98,10 @@ pub fn reserve_subnet(requested: Option<Subnet>) -> anyhow::Result<SubnetLease> 
             .find(|s| !used.contains(s))
             .context("no free 10.77.N.0/24 subnet")?,
     };
-    Ok(SubnetLease { subnet, _lock: lock })
+    Ok(SubnetLease {
+        subnet,
+        _lock: lock,
+    })
 }
 
 impl NetnsNet {

@@ -23,11 +23,11 @@ use tokio_util::sync::CancellationToken;
 use crate::collector::{Collector, Counters};
 use crate::config::{Config, RuntimeKind, Subnet};
 use crate::docker::{self, DATA_MOUNT, DockerRuntime};
-use crate::runtime::Runtime;
 use crate::local::{LocalRuntime, NodeSpec};
 use crate::nemesis_driver::Driver;
 use crate::netns::{self, NetnsNet};
 use crate::registry;
+use crate::runtime::Runtime;
 
 /// How long a node may take to answer its health check.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -105,7 +105,12 @@ fn plan(
         let (dir, dir_arg) = data_dir(&name)?;
         let mut args = vec!["lock".to_owned()];
         args.extend(common(&name));
-        args.extend(["--listen".into(), a.to_string(), "--data-dir".into(), dir_arg]);
+        args.extend([
+            "--listen".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            dir_arg,
+        ]);
         specs.push(NodeSpec {
             name,
             role: Role::Lock,
@@ -333,41 +338,21 @@ async fn drive(
     timings: &mut Timings,
 ) -> anyhow::Result<()> {
     let t_setup = Instant::now();
-    let (runtime, specs, images) = match config.runtime {
-        RuntimeKind::Local => {
-            let net = if netns::is_root() {
-                let octets: Vec<(String, u8)> = config
-                    .node_names()
-                    .iter()
-                    .map(|n| (n.clone(), octet_of(n)))
-                    .collect();
-                Some(
-                    NetnsNet::create(run_id, config.network.subnet, &octets)
-                        .context("create the run's network")?,
-                )
-            } else {
-                None
-            };
-            let place = Placement {
-                subnet: net.as_ref().map(|n| n.subnet),
-                in_container: false,
-            };
-            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
-            let runtime = Runtime::Local(LocalRuntime::new(run_id, net, collector.sender())?);
-            (runtime, specs, NodeImages::default())
-        }
-        RuntimeKind::Docker => {
-            let docker = docker::connect().await?;
-            let images = NodeImages::prepare(&docker, config).await?;
-            let r = DockerRuntime::new(docker, run_id, config.network.subnet, collector.sender())
-                .await?;
-            let place = Placement {
-                subnet: Some(r.subnet),
-                in_container: true,
-            };
-            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
-            (Runtime::Docker(r), specs, images)
-        }
+    let images = NodeImages::prepare(config).await?;
+    let Some(specs) = setup(
+        config,
+        run_id,
+        seed,
+        clock,
+        run_dir,
+        &images,
+        collector.sender(),
+        cancel,
+        &mut state.runtime,
+    )
+    .await?
+    else {
+        return Ok(());
     };
     state.nodes = specs
         .iter()
@@ -377,19 +362,7 @@ async fn drive(
             addr: s.addr.to_string(),
         })
         .collect();
-    let runtime = state.runtime.insert(runtime);
-    let image_of = |spec: &NodeSpec| images.of(spec.role);
-    // Servers first, all at once; workers once the servers answer.
-    let servers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role != Role::Worker).collect();
-    runtime.spawn_all(&servers, run_dir, &image_of).await?;
-    for spec in &servers {
-        tokio::select! {
-            r = runtime.wait_ready(&spec.name, READY_LIMIT) => r?,
-            _ = cancel.cancelled() => return Ok(()),
-        }
-    }
-    let workers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Worker).collect();
-    runtime.spawn_all(&workers, run_dir, &image_of).await?;
+    let runtime = state.runtime.as_mut().expect("setup made the runtime");
     timings.setup_ms = t_setup.elapsed().as_millis() as u64;
 
     // Workload and nemesis.
@@ -441,16 +414,88 @@ async fn drive(
     Ok(())
 }
 
+/// Makes the run's network and starts its nodes: servers first, all at once,
+/// then the workers once the servers answer. The runtime goes into `slot` as
+/// soon as it exists, so the caller can tear down whatever was made even when
+/// this fails. `None` when cancelled.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn setup(
+    config: &Config,
+    run_id: &str,
+    seed: u64,
+    clock: RunClock,
+    run_dir: &RunDir,
+    images: &NodeImages,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    cancel: &CancellationToken,
+    slot: &mut Option<Runtime>,
+) -> anyhow::Result<Option<Vec<NodeSpec>>> {
+    let (runtime, specs) = match config.runtime {
+        RuntimeKind::Local => {
+            let net = if netns::is_root() {
+                let octets: Vec<(String, u8)> = config
+                    .node_names()
+                    .iter()
+                    .map(|n| (n.clone(), octet_of(n)))
+                    .collect();
+                Some(
+                    NetnsNet::create(run_id, config.network.subnet, &octets)
+                        .context("create the run's network")?,
+                )
+            } else {
+                None
+            };
+            let place = Placement {
+                subnet: net.as_ref().map(|n| n.subnet),
+                in_container: false,
+            };
+            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
+            (
+                Runtime::Local(LocalRuntime::new(run_id, net, events)?),
+                specs,
+            )
+        }
+        RuntimeKind::Docker => {
+            let docker = docker::connect().await?;
+            let r = DockerRuntime::new(docker, run_id, config.network.subnet, events).await?;
+            let place = Placement {
+                subnet: Some(r.subnet),
+                in_container: true,
+            };
+            let specs = plan(config, run_id, clock, &place, run_dir, seed)?;
+            (Runtime::Docker(r), specs)
+        }
+    };
+    let runtime = slot.insert(runtime);
+    let image_of = |spec: &NodeSpec| images.of(spec.role);
+    let servers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role != Role::Worker).collect();
+    runtime.spawn_all(&servers, run_dir, &image_of).await?;
+    for spec in &servers {
+        tokio::select! {
+            r = runtime.wait_ready(&spec.name, READY_LIMIT) => r?,
+            _ = cancel.cancelled() => return Ok(None),
+        }
+    }
+    let workers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Worker).collect();
+    runtime.spawn_all(&workers, run_dir, &image_of).await?;
+    Ok(Some(specs))
+}
+
 /// The images of a Docker run's nodes: leasehold's own, or the lock
 /// service's `image:` / `binary:`.
 #[derive(Default)]
-struct NodeImages {
+pub(crate) struct NodeImages {
     node: String,
     lock: Option<String>,
 }
 
 impl NodeImages {
-    async fn prepare(docker: &bollard::Docker, config: &Config) -> anyhow::Result<Self> {
+    /// Packs (or finds) the images a run needs; nothing for the local runtime.
+    pub(crate) async fn prepare(config: &Config) -> anyhow::Result<Self> {
+        if config.runtime != RuntimeKind::Docker {
+            return Ok(NodeImages::default());
+        }
+        let docker = &docker::connect().await?;
         let node = crate::images::leasehold_image(docker)
             .await
             .context("pack leasehold's node image")?
@@ -491,12 +536,7 @@ fn octet_of(name: &str) -> u8 {
 }
 
 /// Reads every key once everything is quiet, as the history's `final` process.
-async fn final_reads(
-    config: &Config,
-    collector: &Collector,
-    clock: RunClock,
-    specs: &[NodeSpec],
-) {
+async fn final_reads(config: &Config, collector: &Collector, clock: RunClock, specs: &[NodeSpec]) {
     let stores: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Storage).collect();
     let events = collector.sender();
     let emit = |kind: EventType, value: serde_json::Value, error: Option<String>| {

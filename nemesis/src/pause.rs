@@ -63,8 +63,9 @@ pub fn signal_node(node: &NodeFacts, signal: Signal) -> Result<(), NemesisError>
 }
 
 /// Waits until every live process of `node` is stopped (`stopped = true`) or
-/// running again, polling `/proc` without sleeping at first: a stop lands in
-/// tens of microseconds and the pause latency is what we measure.
+/// running again, polling `/proc`: yielding for the first millisecond (a stop
+/// usually lands in tens of microseconds, and that latency is what we measure),
+/// then sleeping between polls so a slow target is not starved of a CPU by us.
 pub(crate) fn wait_for(
     node: &NodeFacts,
     stopped: bool,
@@ -72,7 +73,6 @@ pub(crate) fn wait_for(
 ) -> Result<(), NemesisError> {
     let start = Instant::now();
     for &pid in &node.pids {
-        let mut spins = 0u32;
         loop {
             let ok = match proc_state(pid) {
                 ProcState::Gone => true,
@@ -90,11 +90,10 @@ pub(crate) fn wait_for(
                     waited_ms: limit.as_millis() as u64,
                 });
             }
-            spins += 1;
-            if spins < 200 {
+            if start.elapsed() < Duration::from_millis(1) {
                 std::thread::yield_now();
             } else {
-                std::thread::sleep(Duration::from_micros(100));
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
     }

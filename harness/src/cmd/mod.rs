@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod bench;
 pub mod cleanup;
 pub mod images;
 pub mod node;

@@ -25,7 +25,13 @@ fn docker_leftovers(run_id: &str) -> (Vec<String>, Vec<String>) {
 fn run_docker_example(name: &str, seed: u64) -> (i32, serde_json::Value) {
     let store = tempfile::tempdir().unwrap();
     let out = leasehold()
-        .args(["run", "--no-progress", "--seed", &seed.to_string(), "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--seed",
+            &seed.to_string(),
+            "--store",
+        ])
         .arg(store.path())
         .arg(example(name))
         .output()
@@ -46,7 +52,11 @@ fn run_docker_example(name: &str, seed: u64) -> (i32, serde_json::Value) {
     let log = std::fs::read_to_string(dir.join("nodes/lock1.log")).unwrap();
     assert!(!log.is_empty(), "the lock node's log was saved");
     let run_id = results["run_id"].as_str().unwrap();
-    assert_eq!(docker_leftovers(run_id), (vec![], vec![]), "teardown removed everything");
+    assert_eq!(
+        docker_leftovers(run_id),
+        (vec![], vec![]),
+        "teardown removed everything"
+    );
     (code, results)
 }
 
@@ -64,7 +74,11 @@ fn docker_runs_give_the_same_verdicts_as_local_ones() {
             assert!(!node["addr"].as_str().unwrap().starts_with("127."));
         }
         let (code, results) = run_docker_example("gc-pause-docker-fenced.yaml", seed);
-        assert_eq!(code, 0, "fenced: valid (seed {seed}): {}", results["checks"]);
+        assert_eq!(
+            code, 0,
+            "fenced: valid (seed {seed}): {}",
+            results["checks"]
+        );
         assert!(results["counts"]["stale_rejected"].as_u64().unwrap() >= 1);
         assert_eq!(results["counts"]["stale_accepted"], 0);
     }
@@ -78,7 +92,10 @@ fn a_node_that_exits_at_once_gives_a_readable_error_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(example("gc-pause-docker.yaml"))
         .unwrap()
-        .replace("  service: reference\n", "  service: reference\n  binary: /bin/false\n");
+        .replace(
+            "  service: reference\n",
+            "  service: reference\n  binary: /bin/false\n",
+        );
     let path = dir.path().join("false-lock.yaml");
     std::fs::write(&path, config).unwrap();
     let store = dir.path().join("store");
@@ -108,7 +125,15 @@ fn cleanup_after_a_killed_docker_controller_leaves_nothing() {
     }
     let store = tempfile::tempdir().unwrap();
     let mut child = leasehold()
-        .args(["run", "--no-progress", "--duration", "60s", "--seed", "4", "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--duration",
+            "60s",
+            "--seed",
+            "4",
+            "--store",
+        ])
         .arg(store.path())
         .arg(example("gc-pause-docker.yaml"))
         .stdout(Stdio::null())
@@ -121,13 +146,18 @@ fn cleanup_after_a_killed_docker_controller_leaves_nothing() {
         run_id.is_some()
     });
     let run_id = run_id.unwrap();
-    wait_until(Duration::from_secs(90), "a paused container process", || {
-        processes_of_run(&run_id).iter().any(|(_, s)| *s == 'T')
-    });
+    wait_until(
+        Duration::from_secs(90),
+        "a paused container process",
+        || processes_of_run(&run_id).iter().any(|(_, s)| *s == 'T'),
+    );
     child.kill().unwrap(); // SIGKILL: no teardown runs.
     child.wait().unwrap();
     let (containers, networks) = docker_leftovers(&run_id);
-    assert!(!containers.is_empty() && !networks.is_empty(), "a killed controller leaves its containers");
+    assert!(
+        !containers.is_empty() && !networks.is_empty(),
+        "a killed controller leaves its containers"
+    );
 
     let out = leasehold().arg("cleanup").output().unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -148,7 +148,10 @@ pub fn require_docker() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !up {
-        assert!(!in_ci(), "CI=true but no Docker Engine answers: the Docker tests cannot run");
+        assert!(
+            !in_ci(),
+            "CI=true but no Docker Engine answers: the Docker tests cannot run"
+        );
         eprintln!("no Docker Engine: skipping a test that needs it");
     }
     up
