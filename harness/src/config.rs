@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use leasehold_nemesis::{FaultSpec, Target};
+use leasehold_nemesis::{FaultKind, FaultSpec, Target, TimelineEntry};
 use serde::{Deserialize, Serialize};
 
 /// A bad config: where, which field, and what is wrong.
@@ -225,6 +225,28 @@ pub struct WorkloadConfig {
     pub backoff: Duration,
     #[serde(default)]
     pub client: LockService,
+    /// What a worker makes of a renew that timed out: `stop` using the lease
+    /// (careful), or `continue` as if it had been renewed (the bug a
+    /// partitioned holder turns into stale writes).
+    #[serde(default)]
+    pub on_renew_timeout: OnRenewTimeout,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRenewTimeout {
+    #[default]
+    Stop,
+    Continue,
+}
+
+impl OnRenewTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRenewTimeout::Stop => "stop",
+            OnRenewTimeout::Continue => "continue",
+        }
+    }
 }
 
 fn default_lock() -> String {
@@ -241,8 +263,12 @@ fn default_backoff() -> Duration {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NemesisConfig {
+    /// Fault generators: a kind of fault, a target, how long, how often.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// A scripted timeline: `at: 5s, pause: w1, for: 3s`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
 }
 
 impl WorkloadConfig {
@@ -334,13 +360,29 @@ impl Config {
             }
         }
         let names = self.node_names();
+        let mut targets: Vec<(String, &Target)> = Vec::new();
         for (i, f) in self.nemesis.faults.iter().enumerate() {
-            if let Target::Node(n) = &f.target
+            targets.push((format!("nemesis.faults[{i}].target"), &f.target));
+            if let Some(from) = &f.from {
+                targets.push((format!("nemesis.faults[{i}].from"), from));
+            }
+        }
+        for (i, e) in self.nemesis.timeline.iter().enumerate() {
+            targets.push((
+                format!("nemesis.timeline[{i}].{}", e.fault.as_str()),
+                &e.target,
+            ));
+            if let Some(from) = &e.from {
+                targets.push((format!("nemesis.timeline[{i}].from"), from));
+            }
+        }
+        for (field, target) in targets {
+            if let Target::Node(n) = target
                 && !names.contains(n)
             {
                 return Err(invalid(
-                    format!("nemesis.faults[{i}].target"),
-                    &format!("target: {n}"),
+                    field,
+                    &format!(": {n}"),
                     format!("no node is named {n:?}; the nodes are {}", names.join(", ")),
                 ));
             }
@@ -355,6 +397,19 @@ impl Config {
         v.extend((1..=self.storage.nodes.get()).map(|i| format!("store{i}")));
         v.extend((1..=self.workload.workers.get()).map(|i| format!("w{i}")));
         v
+    }
+
+    /// Whether any fault of the config is a partition.
+    pub fn has_partitions(&self) -> bool {
+        self.nemesis
+            .faults
+            .iter()
+            .any(|f| f.fault == FaultKind::Partition)
+            || self
+                .nemesis
+                .timeline
+                .iter()
+                .any(|e| e.fault == FaultKind::Partition)
     }
 
     /// The config as run, seed included, for the run folder.

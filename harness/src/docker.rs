@@ -316,6 +316,60 @@ impl DockerRuntime {
             .collect()
     }
 
+    /// SIGKILL to every process of the container; waits until they are gone.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.nodes.get(name).context("no such node")?;
+        let pids = container_pids(node.pid);
+        for &p in &pids {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        let start = Instant::now();
+        while pids
+            .iter()
+            .any(|p| leasehold_nemesis::proc_state(*p) != leasehold_nemesis::ProcState::Gone)
+        {
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(5),
+                "{name} did not die"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed node again as a new container with the same name,
+    /// address and data folder; `extra` arguments are added.
+    pub async fn restart(
+        &mut self,
+        name: &str,
+        image: String,
+        extra: &[String],
+    ) -> anyhow::Result<()> {
+        let node = self.nodes.remove(name).context("no such node")?;
+        remove_container(&self.docker, &node.container).await;
+        let mut spec = node.spec;
+        crate::local::set_flags(&mut spec.args, extra);
+        let plan = ContainerPlan {
+            data_dir: spec.data_dir.clone(),
+            spec,
+            image,
+            log: node.log,
+        };
+        self.spawn_all(vec![plan]).await
+    }
+
+    /// The image a node runs from.
+    pub async fn image_of(&self, name: &str) -> anyhow::Result<String> {
+        let node = self.nodes.get(name).context("no such node")?;
+        let info = self
+            .docker
+            .inspect_container(&node.container, None::<InspectContainerOptions>)
+            .await?;
+        info.config
+            .and_then(|c| c.image)
+            .context("the container names no image")
+    }
+
     /// SIGTERM to the nodes, then remove their containers (forcibly after
     /// `grace`).
     pub async fn stop(&mut self, names: &[String], grace: Duration) {

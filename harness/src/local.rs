@@ -73,8 +73,12 @@ impl LocalRuntime {
 
     /// Starts a node; its stderr goes to `log`, its stdout is read as events.
     pub fn spawn(&mut self, spec: NodeSpec, log: &Path) -> anyhow::Result<()> {
-        let log_file =
-            std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        // Append: a restarted node keeps the log of its earlier lives.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("node")
             .args(&spec.args)
@@ -216,6 +220,28 @@ impl LocalRuntime {
         }
     }
 
+    /// SIGKILL to every process of the node; waits until it is gone. The node
+    /// keeps its identity for [`LocalRuntime::restart`].
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(name).context("no such node")?;
+        let _ = killpg(Pid::from_raw(node.pid), Signal::SIGKILL);
+        node.child
+            .wait()
+            .await
+            .with_context(|| format!("reap {name}"))?;
+        Ok(())
+    }
+
+    /// Starts a killed node again: same name, address, namespace and data
+    /// folder; `extra` holds `--flag value` pairs to set (a worker's new
+    /// incarnation).
+    pub fn restart(&mut self, name: &str, extra: &[String]) -> anyhow::Result<()> {
+        let node = self.nodes.remove(name).context("no such node")?;
+        let mut spec = node.spec;
+        set_flags(&mut spec.args, extra);
+        self.spawn(spec, &node.log)
+    }
+
     /// Names of the nodes of a role still running.
     pub fn names(&self, role: Role) -> Vec<String> {
         self.nodes
@@ -253,6 +279,18 @@ impl Drop for LocalRuntime {
     }
 }
 
+/// Sets `--flag value` pairs in `args`, replacing the values of flags already
+/// there (a node restarted twice gets one `--incarnation`, not two).
+pub fn set_flags(args: &mut Vec<String>, pairs: &[String]) {
+    for pair in pairs.chunks(2) {
+        let [flag, value] = pair else { continue };
+        match args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < args.len() => args[i + 1] = value.clone(),
+            _ => args.extend([flag.clone(), value.clone()]),
+        }
+    }
+}
+
 /// The last `n` lines of a log file, indented, for error messages.
 pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -265,4 +303,17 @@ pub fn log_tail(path: &Path, n: usize) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_set_once() {
+        let mut args = vec!["worker".to_owned(), "--seed".to_owned(), "1".to_owned()];
+        set_flags(&mut args, &["--incarnation".into(), "1".into()]);
+        set_flags(&mut args, &["--incarnation".into(), "2".into()]);
+        assert_eq!(args, ["worker", "--seed", "1", "--incarnation", "2"]);
+    }
 }

@@ -5,6 +5,7 @@
 //! Ctrl-C still heal, resume, stop every node, remove the network and write the
 //! history recorded so far with a results.json that says what went wrong.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -24,7 +25,7 @@ use crate::collector::{Collector, Counters};
 use crate::config::{Config, RuntimeKind, Subnet};
 use crate::docker::{self, DATA_MOUNT, DockerRuntime};
 use crate::local::{LocalRuntime, NodeSpec};
-use crate::nemesis_driver::Driver;
+use crate::nemesis_driver::{Driver, RuntimeRequest};
 use crate::netns::{self, NetnsNet};
 use crate::registry;
 use crate::runtime::Runtime;
@@ -174,6 +175,8 @@ fn plan(
             w.backoff.as_millis().to_string(),
             "--seed".into(),
             seed.to_string(),
+            "--on-renew-timeout".into(),
+            w.on_renew_timeout.as_str().into(),
         ]);
         for l in &locks {
             args.extend(["--lock-addr".into(), l.clone()]);
@@ -209,6 +212,11 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         progress,
         cancel,
     } = opts;
+    anyhow::ensure!(
+        !config.has_partitions() || netns::is_root(),
+        "{config_source}: nemesis: partitions need root (they add netfilter rules inside \
+         the nodes' network namespaces); run as root or remove the partition faults"
+    );
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
@@ -225,7 +233,12 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let clock = RunClock::starting_now();
     let t_start = Instant::now();
     let collector = Collector::start(&run_dir.history_path(), clock)?;
-    let fault_schedule = schedule(&config.nemesis.faults, config.duration, seed);
+    let fault_schedule = schedule(
+        &config.nemesis.faults,
+        &config.nemesis.timeline,
+        config.duration,
+        seed,
+    );
     let mut timings = Timings::default();
     let mut state = RunState {
         runtime: None,
@@ -368,31 +381,41 @@ async fn drive(
     // Workload and nemesis.
     let t_run = Instant::now();
     let stop_nemesis = CancellationToken::new();
+    let (requests, mut request_rx) = tokio::sync::mpsc::channel(8);
     let driver = Driver {
         schedule: fault_schedule.to_vec(),
         facts: runtime.facts(),
         live: collector.live(),
         events: collector.sender(),
+        runtime: requests,
         clock,
         origin_ns: clock.now(),
         seed,
     };
-    let nemesis = tokio::spawn(driver.run(stop_nemesis.clone()));
+    let mut nemesis = tokio::spawn(driver.run(stop_nemesis.clone()));
     let bar = progress_bar(progress, config.duration);
     let counters = collector.counters();
     let deadline = tokio::time::Instant::now() + config.duration;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut incarnations: BTreeMap<String, u64> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
             _ = cancel.cancelled() => break,
+            Some(request) = request_rx.recv() => serve(runtime, request, &mut incarnations).await,
             _ = tick.tick() => show_progress(&bar, t_run.elapsed(), &counters),
         }
     }
     bar.finish_and_clear();
-    // Heal: the nemesis resumes what it paused, then every node gets SIGCONT.
+    // Heal: the nemesis resumes what it paused, removes partitions and starts
+    // killed nodes again (through us), then every node gets SIGCONT.
     stop_nemesis.cancel();
-    state.records = nemesis.await.context("the nemesis panicked")?;
+    state.records = loop {
+        tokio::select! {
+            records = &mut nemesis => break records.context("the nemesis panicked")?,
+            Some(request) = request_rx.recv() => serve(runtime, request, &mut incarnations).await,
+        }
+    };
     counters
         .faults
         .store(state.records.len() as u64, Ordering::Relaxed);
@@ -517,6 +540,41 @@ impl NodeImages {
         match (role, &self.lock) {
             (Role::Lock, Some(image)) => image.clone(),
             _ => self.node.clone(),
+        }
+    }
+}
+
+/// Carries out what the nemesis asks of the runtime.
+async fn serve(
+    runtime: &mut Runtime,
+    request: RuntimeRequest,
+    incarnations: &mut BTreeMap<String, u64>,
+) {
+    match request {
+        RuntimeRequest::Kill { node, reply } => {
+            let _ = reply.send(runtime.kill(&node).await);
+        }
+        RuntimeRequest::Restart { node, reply } => {
+            let life = incarnations.entry(node.clone()).or_insert(0);
+            *life += 1;
+            let is_worker = runtime.names(Role::Worker).contains(&node);
+            let extra = if is_worker {
+                vec!["--incarnation".to_owned(), life.to_string()]
+            } else {
+                Vec::new()
+            };
+            let restarted = async {
+                runtime.restart(&node, &extra).await?;
+                if !is_worker {
+                    runtime.wait_ready(&node, READY_LIMIT).await?;
+                }
+                runtime
+                    .facts()
+                    .into_iter()
+                    .find(|f| f.name == node)
+                    .context("the restarted node has no facts")
+            };
+            let _ = reply.send(restarted.await);
         }
     }
 }

@@ -82,6 +82,25 @@ impl Runtime {
         }
     }
 
+    /// Kills a node (SIGKILL to all its processes) and waits until it is gone.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Runtime::Local(r) => r.kill(name).await,
+            Runtime::Docker(r) => r.kill(name).await,
+        }
+    }
+
+    /// Starts a killed node again with the same identity and data.
+    pub async fn restart(&mut self, name: &str, extra: &[String]) -> anyhow::Result<()> {
+        match self {
+            Runtime::Local(r) => r.restart(name, extra),
+            Runtime::Docker(r) => {
+                let image = r.image_of(name).await?;
+                r.restart(name, image, extra).await
+            }
+        }
+    }
+
     pub async fn teardown(&mut self, grace: Duration) {
         match self {
             Runtime::Local(r) => r.teardown(grace).await,

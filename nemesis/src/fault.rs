@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::live::LiveState;
 use crate::node::{NodeFacts, Role};
 use crate::span::Span;
+use crate::topology::Topology;
 
 /// The faults leasehold can inject. Each has its healing twin (`pause` is undone
 /// by `resume`).
@@ -17,12 +18,20 @@ pub enum FaultKind {
     /// SIGSTOP every process of the node, as a stop-the-world GC pause does;
     /// healed by SIGCONT.
     Pause,
+    /// Drop packets between nodes (a grudge, see [`crate::Topology`]); healed
+    /// by removing the rules.
+    Partition,
+    /// SIGKILL every process of the node; healed by starting it again with the
+    /// same identity and data.
+    Kill,
 }
 
 impl FaultKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::Kill => "kill",
         }
     }
 
@@ -30,6 +39,8 @@ impl FaultKind {
     pub fn heal_name(self) -> &'static str {
         match self {
             FaultKind::Pause => "resume",
+            FaultKind::Partition => "heal",
+            FaultKind::Kill => "restart",
         }
     }
 }
@@ -53,6 +64,9 @@ pub enum Target {
     Majority,
     /// Every node.
     All,
+    /// The lock node that leads: for the reference service, the one the
+    /// workers talk to (the first lock node).
+    LockLeader,
 }
 
 impl fmt::Display for Target {
@@ -65,6 +79,7 @@ impl fmt::Display for Target {
             Target::Minority => f.write_str("minority"),
             Target::Majority => f.write_str("majority"),
             Target::All => f.write_str("all"),
+            Target::LockLeader => f.write_str("lock-leader"),
         }
     }
 }
@@ -79,6 +94,7 @@ impl FromStr for Target {
             "minority" => Target::Minority,
             "majority" => Target::Majority,
             "all" => Target::All,
+            "lock-leader" => Target::LockLeader,
             "lock" => Target::Role(Role::Lock),
             "storage" => Target::Role(Role::Storage),
             "worker" => Target::Role(Role::Worker),
@@ -110,11 +126,18 @@ impl<'de> Deserialize<'de> for Target {
 
 /// One fault generator of a config: inject `fault` on `target` for `for`, first
 /// after `start_after`, then every `every` (start to start) until the run ends.
+/// Partitions also take a `topology` (default `isolate`: cut `target` off from
+/// `from`, by default from every other node).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     pub fault: FaultKind,
+    #[serde(default = "all")]
     pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Target>,
     /// How long the fault lasts before it is healed.
     #[serde(rename = "for")]
     pub duration: Span,
@@ -123,6 +146,90 @@ pub struct FaultSpec {
     pub every: Option<Span>,
     #[serde(default, with = "humantime_serde")]
     pub start_after: Duration,
+}
+
+fn all() -> Target {
+    Target::All
+}
+
+/// One entry of a scripted timeline: `at: 5s, pause: w1, for: 3s`, or
+/// `kill: lock1`, or `partition: holder` (with `topology` and `from` as in
+/// [`FaultSpec`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawTimelineEntry")]
+pub struct TimelineEntry {
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    pub fault: FaultKind,
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Target>,
+    #[serde(rename = "for", with = "humantime_serde")]
+    pub duration: Duration,
+}
+
+/// A timeline entry as written, with the fault as its key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimelineEntry {
+    #[serde(with = "humantime_serde")]
+    at: Duration,
+    #[serde(default)]
+    pause: Option<Target>,
+    #[serde(default)]
+    partition: Option<Target>,
+    #[serde(default)]
+    kill: Option<Target>,
+    // The serialized form of `TimelineEntry` reads back too.
+    #[serde(default)]
+    fault: Option<FaultKind>,
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    topology: Option<Topology>,
+    #[serde(default)]
+    from: Option<Target>,
+    #[serde(rename = "for", with = "humantime_serde")]
+    duration: Duration,
+}
+
+impl TryFrom<RawTimelineEntry> for TimelineEntry {
+    type Error = String;
+
+    fn try_from(raw: RawTimelineEntry) -> Result<Self, String> {
+        let mut named = Vec::new();
+        if let Some(t) = raw.pause {
+            named.push((FaultKind::Pause, t));
+        }
+        if let Some(t) = raw.partition {
+            named.push((FaultKind::Partition, t));
+        }
+        if let Some(t) = raw.kill {
+            named.push((FaultKind::Kill, t));
+        }
+        if let (Some(kind), Some(t)) = (raw.fault, raw.target.clone()) {
+            named.push((kind, t));
+        }
+        let (fault, target) = match named.len() {
+            1 => named.remove(0),
+            0 => return Err("a timeline entry needs one of `pause`, `partition` or `kill`".into()),
+            _ => {
+                return Err(
+                    "a timeline entry takes one fault: `pause`, `partition` or `kill`".into(),
+                );
+            }
+        };
+        Ok(TimelineEntry {
+            at: raw.at,
+            fault,
+            target,
+            topology: raw.topology,
+            from: raw.from,
+            duration: raw.duration,
+        })
+    }
 }
 
 /// What a target names at one moment.
@@ -169,6 +276,15 @@ impl Target {
                 .holder()
                 .map(|h| vec![h.to_owned()])
                 .unwrap_or_default(),
+            Target::LockLeader => {
+                let mut locks: Vec<&NodeFacts> =
+                    nodes.iter().filter(|n| n.role == Role::Lock).collect();
+                locks.sort_by(|a, b| a.name.cmp(&b.name));
+                locks
+                    .first()
+                    .map(|n| vec![n.name.clone()])
+                    .unwrap_or_default()
+            }
         };
         if found.is_empty() {
             Resolution::Wait

@@ -12,17 +12,20 @@ mod fault;
 mod live;
 mod nemesis;
 mod node;
+pub mod partition;
 mod pause;
 mod schedule;
 mod span;
+mod topology;
 
-pub use fault::{FaultKind, FaultSpec, Resolution, Target};
+pub use fault::{FaultKind, FaultSpec, Resolution, Target, TimelineEntry};
 pub use live::LiveState;
 pub use nemesis::{FaultEffect, Nemesis};
 pub use node::{NodeFacts, Role};
 pub use pause::{ProcState, proc_state, signal_node};
 pub use schedule::{ScheduledFault, schedule};
 pub use span::Span;
+pub use topology::{Grudge, Topology, grudge, is_partitioned, view};
 
 /// Errors of the nemesis.
 #[derive(Debug, thiserror::Error)]
@@ -44,4 +47,22 @@ pub enum NemesisError {
     },
     #[error("unknown node {0:?}")]
     UnknownNode(String),
+    #[error("node {node} has no network namespace, so it cannot be partitioned")]
+    NoNetns { node: String },
+    #[error("node {node}: cannot tell its IP address from {addr:?}")]
+    BadAddr { node: String, addr: String },
+    #[error("node {node}: cannot run `nsenter --net={netns} nft`: {source}")]
+    Exec {
+        node: String,
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node {node}: nft in {netns} failed ({status}): {stderr}")]
+    Nft {
+        node: String,
+        netns: String,
+        status: String,
+        stderr: String,
+    },
 }

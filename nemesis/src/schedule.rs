@@ -4,7 +4,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::fault::{FaultKind, FaultSpec, Target};
+use crate::fault::{FaultKind, FaultSpec, Target, TimelineEntry};
+use crate::topology::Topology;
 
 /// Quiet time left at the end of a run after the last fault heals, so that what
 /// the fault set in motion (a paused holder waking up and writing) is seen.
@@ -18,9 +19,16 @@ pub struct ScheduledFault {
     pub at: Duration,
     pub kind: FaultKind,
     pub target: Target,
+    /// Partitions: the shape of the grudge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    /// Partitions that isolate: from whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Target>,
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
-    /// Which generator of the config made it.
+    /// Which generator of the config made it (timeline entries come after the
+    /// generators).
     pub spec: usize,
 }
 
@@ -30,14 +38,33 @@ impl ScheduledFault {
     }
 }
 
-/// Derives the schedule of a run from its fault generators and its seed: the
-/// same seed gives the same schedule. Faults of one generator never overlap each
-/// other, and every fault heals at least [`SETTLE`] before the run ends.
-pub fn schedule(specs: &[FaultSpec], run: Duration, seed: u64) -> Vec<ScheduledFault> {
+/// Derives the schedule of a run from its fault generators, its scripted
+/// timeline and its seed: the same seed gives the same schedule. Faults of one
+/// generator never overlap each other, and every generated fault heals at least
+/// [`SETTLE`] before the run ends (timeline entries are kept as written).
+pub fn schedule(
+    specs: &[FaultSpec],
+    timeline: &[TimelineEntry],
+    run: Duration,
+    seed: u64,
+) -> Vec<ScheduledFault> {
+    let mut out: Vec<ScheduledFault> = timeline
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ScheduledFault {
+            at: e.at,
+            kind: e.fault,
+            target: e.target.clone(),
+            topology: e.topology,
+            from: e.from.clone(),
+            duration: e.duration,
+            spec: specs.len() + i,
+        })
+        .collect();
     let Some(last_end) = run.checked_sub(SETTLE) else {
-        return Vec::new();
+        out.sort_by_key(|f| (f.at, f.spec));
+        return out;
     };
-    let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         // One stream per generator, so adding a generator does not reshuffle the
         // others' schedules.
@@ -53,6 +80,8 @@ pub fn schedule(specs: &[FaultSpec], run: Duration, seed: u64) -> Vec<ScheduledF
                 at,
                 kind: spec.fault,
                 target: spec.target.clone(),
+                topology: spec.topology,
+                from: spec.from.clone(),
                 duration,
                 spec: i,
             });
@@ -77,6 +106,8 @@ mod tests {
         FaultSpec {
             fault: FaultKind::Pause,
             target: Target::Holder,
+            topology: None,
+            from: None,
             duration: dur.parse().unwrap(),
             every: Some(every.parse::<Span>().unwrap()),
             start_after: Duration::from_secs(1),
@@ -85,7 +116,7 @@ mod tests {
 
     #[test]
     fn fixed_spans_give_a_regular_schedule_that_ends_before_the_run() {
-        let s = schedule(&[spec("3s", "2s")], Duration::from_secs(10), 1);
+        let s = schedule(&[spec("3s", "2s")], &[], Duration::from_secs(10), 1);
         let starts: Vec<u64> = s.iter().map(|f| f.at.as_secs()).collect();
         assert_eq!(starts, [1, 4, 7], "7s + 2s still heals a second before 10s");
         assert!(
@@ -98,8 +129,14 @@ mod tests {
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
         let specs = [spec("1s..4s", "500ms..2s")];
         let run = Duration::from_secs(60);
-        assert_eq!(schedule(&specs, run, 42), schedule(&specs, run, 42));
-        assert_ne!(schedule(&specs, run, 42), schedule(&specs, run, 43));
+        assert_eq!(
+            schedule(&specs, &[], run, 42),
+            schedule(&specs, &[], run, 42)
+        );
+        assert_ne!(
+            schedule(&specs, &[], run, 42),
+            schedule(&specs, &[], run, 43)
+        );
     }
 
     #[test]
@@ -107,6 +144,7 @@ mod tests {
         for seed in 0..50 {
             let s = schedule(
                 &[spec("100ms..3s", "1s..2s")],
+                &[],
                 Duration::from_secs(30),
                 seed,
             );
@@ -118,8 +156,39 @@ mod tests {
     }
 
     #[test]
+    fn timeline_entries_are_kept_as_written_among_generated_faults() {
+        let timeline: Vec<TimelineEntry> = serde_json::from_str(
+            r#"[{"at":"2500ms","kill":"lock1","for":"1s"},{"at":"0s","pause":"w1","for":"3s"}]"#,
+        )
+        .unwrap();
+        let s = schedule(&[spec("3s", "2s")], &timeline, Duration::from_secs(10), 1);
+        let seen: Vec<(u64, FaultKind, String)> = s
+            .iter()
+            .map(|f| (f.at.as_millis() as u64, f.kind, f.target.to_string()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, FaultKind::Pause, "w1".to_owned()),
+                (1000, FaultKind::Pause, "holder".to_owned()),
+                (2500, FaultKind::Kill, "lock1".to_owned()),
+                (4000, FaultKind::Pause, "holder".to_owned()),
+                (7000, FaultKind::Pause, "holder".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_timeline_entry_names_exactly_one_fault() {
+        let two = r#"{"at":"1s","pause":"w1","kill":"w2","for":"1s"}"#;
+        assert!(serde_json::from_str::<TimelineEntry>(two).is_err());
+        let none = r#"{"at":"1s","for":"1s"}"#;
+        assert!(serde_json::from_str::<TimelineEntry>(none).is_err());
+    }
+
+    #[test]
     fn a_run_too_short_for_any_fault_gets_none() {
-        assert!(schedule(&[spec("1s", "2s")], Duration::from_secs(3), 0).is_empty());
-        assert!(schedule(&[spec("1s", "2s")], Duration::from_millis(500), 0).is_empty());
+        assert!(schedule(&[spec("1s", "2s")], &[], Duration::from_secs(3), 0).is_empty());
+        assert!(schedule(&[spec("1s", "2s")], &[], Duration::from_millis(500), 0).is_empty());
     }
 }

@@ -9,7 +9,7 @@ mod worker;
 pub use clock::RunClock;
 pub use lock_service::{LockServiceConfig, run_lock_service, serve_lock_service};
 pub use storage::{StorageConfig, run_storage, serve_storage};
-pub use worker::{WorkerConfig, run_worker};
+pub use worker::{RenewTimeout, WorkerConfig, run_worker};
 
 /// Errors of a node program.
 #[derive(Debug, thiserror::Error)]

@@ -45,6 +45,24 @@ pub struct WorkerConfig {
     pub backoff: Duration,
     pub seed: u64,
     pub clock: RunClock,
+    /// What the worker makes of a renew that timed out.
+    pub on_renew_timeout: RenewTimeout,
+    /// How many times this worker has been restarted: process numbers of a
+    /// restarted worker never collide with those of its earlier lives.
+    pub incarnation: u64,
+}
+
+/// What a worker does when a renew ends `info` (timed out: it may or may not
+/// have extended the lease).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RenewTimeout {
+    /// Assume the lease is lost and stop using it: the careful client.
+    #[default]
+    Stop,
+    /// Assume the renew went through and keep using the lease: a common client
+    /// bug, and the partitioned twin of the GC pause (a holder cut off from the
+    /// lock service keeps writing with its old token).
+    Continue,
 }
 
 /// Writes events as JSON lines, one `write` per line so lines from a process
@@ -119,9 +137,11 @@ pub async fn run_worker<C: LockClient, W: Write>(
     let mut sink = EventSink::new(out, cfg.clock, &cfg.name);
     let mut rng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.index.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let stride = cfg.workers.max(1);
     let mut process = ProcessNo {
-        current: cfg.index,
-        stride: cfg.workers.max(1),
+        // Room for a thousand retirements per life.
+        current: cfg.index + stride * 1000 * cfg.incarnation,
+        stride,
     };
     let ttl_ms = cfg.lease.as_millis() as u64;
     let mut seq = 0u64;
@@ -176,6 +196,12 @@ pub async fn run_worker<C: LockClient, W: Write>(
                         lease = Duration::from_millis(g.lease_ms);
                         let v = json!({"lock": cfg.lock, "token": token, "lease_ms": g.lease_ms});
                         sink.emit(process.current, EventType::Ok, "renew", v, None);
+                    }
+                    other @ Completion::Info(_)
+                        if cfg.on_renew_timeout == RenewTimeout::Continue =>
+                    {
+                        // The bug under test: take the silence for a yes.
+                        complete(&mut sink, &mut process, "renew", v, &other);
                     }
                     other => {
                         complete(&mut sink, &mut process, "renew", v, &other);

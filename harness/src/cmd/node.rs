@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use leasehold_nodes::{LockServiceConfig, RunClock, StorageConfig, WorkerConfig};
+use leasehold_nodes::{LockServiceConfig, RenewTimeout, RunClock, StorageConfig, WorkerConfig};
 use leasehold_workloads::ReferenceLockClient;
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +104,18 @@ struct WorkerArgs {
     backoff_ms: u64,
     #[arg(long)]
     seed: u64,
+    /// What a timed-out renew means to the worker.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_renew_timeout: RenewTimeoutArg,
+    /// How many times this worker was restarted before.
+    #[arg(long, default_value_t = 0)]
+    incarnation: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RenewTimeoutArg {
+    Stop,
+    Continue,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -148,6 +160,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                     backoff: Duration::from_millis(a.backoff_ms),
                     seed: a.seed,
                     clock: RunClock::from_t0(a.common.t0),
+                    on_renew_timeout: match a.on_renew_timeout {
+                        RenewTimeoutArg::Stop => RenewTimeout::Stop,
+                        RenewTimeoutArg::Continue => RenewTimeout::Continue,
+                    },
+                    incarnation: a.incarnation,
                 };
                 let client = match a.client {
                     ClientKind::Reference => {

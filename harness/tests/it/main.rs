@@ -6,6 +6,7 @@ mod docker;
 mod examples;
 mod images;
 mod interrupt;
+mod nemesis;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use leasehold_checker::{Call, Event, EventType, History, Outcome, read_history};
-use leasehold_nodes::{RunClock, WorkerConfig, run_worker};
+use leasehold_nodes::{RenewTimeout, RunClock, WorkerConfig, run_worker};
 use leasehold_workloads::ReferenceLockClient;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +47,8 @@ fn config(storage: String, think: Duration, clock: RunClock) -> WorkerConfig {
         backoff: Duration::from_millis(20),
         seed: 1,
         clock,
+        on_renew_timeout: RenewTimeout::Stop,
+        incarnation: 0,
     }
 }
 
