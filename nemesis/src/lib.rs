@@ -51,7 +51,7 @@ pub enum NemesisError {
     NoNetns { node: String },
     #[error("node {node}: cannot tell its IP address from {addr:?}")]
     BadAddr { node: String, addr: String },
-    #[error("node {node}: cannot run `nsenter --net={netns} nft`: {source}")]
+    #[error("node {node}: cannot run nft inside the namespace {netns}: {source}")]
     Exec {
         node: String,
         netns: String,

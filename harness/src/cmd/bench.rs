@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use leasehold_nemesis::{Nemesis, Role};
+use leasehold_nemesis::{Nemesis, NodeFacts, Role, Topology, grudge};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +17,7 @@ use crate::collector::Collector;
 use crate::config::{Config, RuntimeKind};
 use crate::registry;
 use crate::run::{NodeImages, setup};
+use crate::runtime::Runtime;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -24,8 +27,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// Start a cluster, pause and resume its workers many times, tear it
-    /// down; print how long each took.
+    /// Start a cluster; pause, partition and kill its nodes many times; tear
+    /// it down; print how long each took.
     Cluster(ClusterArgs),
 }
 
@@ -40,6 +43,12 @@ struct ClusterArgs {
     /// How many pauses to time.
     #[arg(long, default_value_t = 100)]
     pauses: usize,
+    /// How many partitions (random halves) and heals to time; needs root.
+    #[arg(long, default_value_t = 20)]
+    partitions: usize,
+    /// How many kills (and restarts) of a worker to time.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
     /// Where the bench's run folder goes (default: a temporary folder).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -97,20 +106,8 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     .await;
     let ready_ms = t.elapsed().as_secs_f64() * 1e3;
 
-    let measured = match (&ready, slot.as_ref()) {
-        (Ok(_), Some(runtime)) => {
-            let facts = runtime.facts();
-            let workers: Vec<_> = facts.iter().filter(|f| f.role == Role::Worker).collect();
-            let mut nemesis = Nemesis::new();
-            let mut pause = Vec::with_capacity(args.pauses);
-            let mut resume = Vec::with_capacity(args.pauses);
-            for i in 0..args.pauses {
-                let node = workers[i % workers.len()];
-                pause.push(nemesis.pause(&[node])?.latency);
-                resume.push(nemesis.resume(std::slice::from_ref(&node.name))?.latency);
-            }
-            Some((pause, resume))
-        }
+    let measured = match (&ready, slot.as_mut()) {
+        (Ok(_), Some(runtime)) => Some(measure(runtime, &args).await?),
         _ => None,
     };
 
@@ -123,34 +120,77 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     collector.finish().await?;
     registry::unregister(&run_id);
     ready.context("start the cluster")?;
-    let (pause, resume) = measured.context("no cluster to pause")?;
+    let m = measured.context("no cluster to measure")?;
 
     println!("cluster of {} nodes, runtime {}", args.nodes, args.runtime);
-    println!(
-        "  images ready       {images_ms:9.1} ms{}",
-        if config.runtime == RuntimeKind::Docker {
-            ""
-        } else {
-            " (none needed)"
-        }
-    );
+    let none = if config.runtime == RuntimeKind::Docker { "" } else { " (none needed)" };
+    println!("  images ready       {images_ms:9.1} ms{none}");
     println!("  all nodes ready    {ready_ms:9.1} ms   (target <= 3000 ms)");
     println!("  teardown           {teardown_ms:9.1} ms   (target <= 2000 ms)");
-    println!(
-        "  pause  (n={:3})     median {:7.1} us   p99 {:7.1} us   max {:7.1} us   (target p99 <= 1000 us)",
-        pause.len(),
-        pct(&pause, 50.0),
-        pct(&pause, 99.0),
-        pct(&pause, 100.0)
-    );
-    println!(
-        "  resume (n={:3})     median {:7.1} us   p99 {:7.1} us   max {:7.1} us",
-        resume.len(),
-        pct(&resume, 50.0),
-        pct(&resume, 99.0),
-        pct(&resume, 100.0)
-    );
+    show("pause", &m.pause, "target p99 <= 1 ms");
+    show("resume", &m.resume, "");
+    show("partition", &m.partition, "target <= 50 ms");
+    show("heal", &m.heal, "target <= 50 ms");
+    show("kill", &m.kill, "target <= 20 ms");
+    show("restart", &m.restart, "until the node runs again");
     Ok(())
+}
+
+fn show(what: &str, samples: &[Duration], target: &str) {
+    if samples.is_empty() {
+        println!("  {what:<9} not measured");
+        return;
+    }
+    let target = if target.is_empty() { String::new() } else { format!("   ({target})") };
+    println!(
+        "  {what:<9} n={:<4} median {:9.1} us   p99 {:9.1} us   max {:9.1} us{target}",
+        samples.len(),
+        pct(samples, 50.0),
+        pct(samples, 99.0),
+        pct(samples, 100.0),
+    );
+}
+
+#[derive(Default)]
+struct Measured {
+    pause: Vec<Duration>,
+    resume: Vec<Duration>,
+    partition: Vec<Duration>,
+    heal: Vec<Duration>,
+    kill: Vec<Duration>,
+    restart: Vec<Duration>,
+}
+
+/// Times each fault on the running cluster, always healing before the next.
+async fn measure(runtime: &mut Runtime, args: &ClusterArgs) -> anyhow::Result<Measured> {
+    let mut m = Measured::default();
+    let mut nemesis = Nemesis::new();
+    let facts = runtime.facts();
+    let workers: Vec<NodeFacts> = facts.iter().filter(|f| f.role == Role::Worker).cloned().collect();
+    for i in 0..args.pauses {
+        let node = &workers[i % workers.len()];
+        m.pause.push(nemesis.pause(&[node])?.latency);
+        m.resume.push(nemesis.resume(std::slice::from_ref(&node.name))?.latency);
+    }
+    if args.partitions > 0 && nix::unistd::geteuid().is_root() {
+        let names: Vec<String> = facts.iter().map(|f| f.name.clone()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..args.partitions {
+            let g = grudge(Topology::RandomHalves, &names, &[], None, &mut rng);
+            m.partition.push(nemesis.partition(&g, &facts)?.latency);
+            m.heal.push(nemesis.heal_partition()?.latency);
+        }
+    }
+    for i in 0..args.kills {
+        let name = workers[i % workers.len()].name.clone();
+        let t = Instant::now();
+        runtime.kill(&name).await?;
+        m.kill.push(t.elapsed());
+        let t = Instant::now();
+        runtime.restart(&name, &["--incarnation".to_owned(), (i + 1).to_string()]).await?;
+        m.restart.push(t.elapsed());
+    }
+    Ok(m)
 }
 
 /// The `p`th percentile of `samples`, in microseconds (nearest rank).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, RuntimeKind};
 use crate::run::{RunOptions, execute};
 
 /// The default example, built in so `leasehold run` works from any folder.
@@ -29,6 +29,11 @@ pub struct RunArgs {
     /// config's.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+
+    /// Where the nodes run, overriding the config's `runtime`: `local`
+    /// (child processes) or `docker` (containers).
+    #[arg(long, value_parser = ["local", "docker"])]
+    pub runtime: Option<String>,
 
     /// Folder that receives the run folders: <store>/<test>/<timestamp>/, with
     /// <store>/latest pointing at the newest.
@@ -56,6 +61,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(d) = args.duration {
         config.duration = d;
+    }
+    match args.runtime.as_deref() {
+        Some("docker") => config.runtime = RuntimeKind::Docker,
+        Some("local") => config.runtime = RuntimeKind::Local,
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

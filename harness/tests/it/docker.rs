@@ -169,3 +169,23 @@ fn cleanup_after_a_killed_docker_controller_leaves_nothing() {
     });
     assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
 }
+
+#[test]
+fn a_partition_cuts_a_containers_holder_off_from_the_lock_service() {
+    if !require_docker() || !require_root() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = leasehold()
+        .args(["run", "--no-progress", "--runtime", "docker", "--seed", "1", "--store"])
+        .arg(store.path())
+        .arg(example("partition-zombie.yaml"))
+        .output()
+        .unwrap();
+    let results = read_json(&run_dir_of(store.path()).join("results.json"));
+    assert_eq!(out.status.code(), Some(1), "{}", results["checks"]);
+    assert_eq!(results["runtime"], "docker");
+    assert!(results["counts"]["stale_accepted"].as_u64().unwrap() >= 1);
+    let run_id = results["run_id"].as_str().unwrap();
+    assert_eq!(docker_leftovers(run_id), (vec![], vec![]));
+}

@@ -272,8 +272,8 @@ fn a_node_left_out_of_the_next_partition_is_still_healed() {
 }
 
 #[test]
-fn nft_failures_name_the_node_and_quote_nft() {
-    // nsenter fails to open a namespace that does not exist, root or not.
+fn failures_to_enter_a_namespace_name_the_node_and_the_namespace() {
+    // A namespace that does not exist cannot be entered, root or not.
     let missing = PathBuf::from(format!(
         "/run/netns/lhtest-{:08x}-missing",
         crate::lab::random_u64() as u32
@@ -295,7 +295,7 @@ fn nft_failures_name_the_node_and_quote_nft() {
     let err = partition::apply(&g, &facts).unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(&err, NemesisError::Nft { node, .. } if node == "s1"),
+        matches!(&err, NemesisError::Exec { node, .. } if node == "s1"),
         "{msg}"
     );
     assert!(msg.contains("node s1") && msg.contains("missing"), "{msg}");
