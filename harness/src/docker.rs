@@ -469,6 +469,10 @@ async fn start_container(
         labels: Some(labels),
         hostname: Some(spec.name.clone()),
         host_config: Some(HostConfig {
+            // A small init as PID 1: the node is then an ordinary process, for
+            // which SIGTERM has its default meaning even before it installs a
+            // handler (PID 1 ignores unhandled signals).
+            init: Some(true),
             network_mode: Some(network.to_owned()),
             binds: plan
                 .data_dir

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use leasehold_nemesis::{Nemesis, NodeFacts, Role, Topology, grudge};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
@@ -123,7 +123,11 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let m = measured.context("no cluster to measure")?;
 
     println!("cluster of {} nodes, runtime {}", args.nodes, args.runtime);
-    let none = if config.runtime == RuntimeKind::Docker { "" } else { " (none needed)" };
+    let none = if config.runtime == RuntimeKind::Docker {
+        ""
+    } else {
+        " (none needed)"
+    };
     println!("  images ready       {images_ms:9.1} ms{none}");
     println!("  all nodes ready    {ready_ms:9.1} ms   (target <= 3000 ms)");
     println!("  teardown           {teardown_ms:9.1} ms   (target <= 2000 ms)");
@@ -141,7 +145,11 @@ fn show(what: &str, samples: &[Duration], target: &str) {
         println!("  {what:<9} not measured");
         return;
     }
-    let target = if target.is_empty() { String::new() } else { format!("   ({target})") };
+    let target = if target.is_empty() {
+        String::new()
+    } else {
+        format!("   ({target})")
+    };
     println!(
         "  {what:<9} n={:<4} median {:9.1} us   p99 {:9.1} us   max {:9.1} us{target}",
         samples.len(),
@@ -166,11 +174,16 @@ async fn measure(runtime: &mut Runtime, args: &ClusterArgs) -> anyhow::Result<Me
     let mut m = Measured::default();
     let mut nemesis = Nemesis::new();
     let facts = runtime.facts();
-    let workers: Vec<NodeFacts> = facts.iter().filter(|f| f.role == Role::Worker).cloned().collect();
+    let workers: Vec<NodeFacts> = facts
+        .iter()
+        .filter(|f| f.role == Role::Worker)
+        .cloned()
+        .collect();
     for i in 0..args.pauses {
         let node = &workers[i % workers.len()];
         m.pause.push(nemesis.pause(&[node])?.latency);
-        m.resume.push(nemesis.resume(std::slice::from_ref(&node.name))?.latency);
+        m.resume
+            .push(nemesis.resume(std::slice::from_ref(&node.name))?.latency);
     }
     if args.partitions > 0 && nix::unistd::geteuid().is_root() {
         let names: Vec<String> = facts.iter().map(|f| f.name.clone()).collect();
@@ -187,7 +200,9 @@ async fn measure(runtime: &mut Runtime, args: &ClusterArgs) -> anyhow::Result<Me
         runtime.kill(&name).await?;
         m.kill.push(t.elapsed());
         let t = Instant::now();
-        runtime.restart(&name, &["--incarnation".to_owned(), (i + 1).to_string()]).await?;
+        runtime
+            .restart(&name, &["--incarnation".to_owned(), (i + 1).to_string()])
+            .await?;
         m.restart.push(t.elapsed());
     }
     Ok(m)

@@ -125,7 +125,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        // Handlers first, so a stop asked for during start-up is not lost.
+        let signals = Signals::install()?;
+        tokio::spawn(signals.stop(shutdown.clone()));
         match args.kind {
             NodeKind::Lock(a) => {
                 let cfg = LockServiceConfig {
@@ -180,18 +182,26 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGTERM and SIGINT ask the node to finish what it is doing and stop.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    tracing::info!("stopping on signal");
-    shutdown.cancel();
+
+    async fn stop(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        tracing::info!("stopping on signal");
+        shutdown.cancel();
+    }
 }

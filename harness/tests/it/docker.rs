@@ -177,7 +177,15 @@ fn a_partition_cuts_a_containers_holder_off_from_the_lock_service() {
     }
     let store = tempfile::tempdir().unwrap();
     let out = leasehold()
-        .args(["run", "--no-progress", "--runtime", "docker", "--seed", "1", "--store"])
+        .args([
+            "run",
+            "--no-progress",
+            "--runtime",
+            "docker",
+            "--seed",
+            "1",
+            "--store",
+        ])
         .arg(store.path())
         .arg(example("partition-zombie.yaml"))
         .output()
