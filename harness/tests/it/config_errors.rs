@@ -34,7 +34,7 @@ fn unknown_field() {
         &good().replace("  think: 300ms", "  think: 300ms\n  thinking: 1s"),
     ));
     assert_eq!(code, 3);
-    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:20:3: workload.thinking: unknown field `thinking`, expected one of `workers`, `lock`, `keys`, `lease`, `think`, `timeout`, `backoff`, `client`");
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:20:3: workload.thinking: unknown field `thinking`, expected one of `workers`, `lock`, `keys`, `lease`, `think`, `timeout`, `backoff`, `client`, `on_renew_timeout`");
 }
 
 #[test]
