@@ -10,7 +10,7 @@
 //! Everything carries labels: `leasehold.run=<id>`, `leasehold.node=<name>`,
 //! `leasehold.role=<role>`, so `leasehold cleanup` finds what a killed run left.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -581,7 +581,7 @@ fn signal_all(pid: i32, signal: Signal) {
 /// Removes containers and networks labelled by runs not in `live`, adding
 /// them to `cleaned`. A missing engine is not an error: nothing of ours is in
 /// it then.
-pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
+pub async fn cleanup_dead(cleaned: &mut Cleaned) {
     let Ok(docker) = connect().await else {
         return;
     };
@@ -594,6 +594,14 @@ pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
         }))
         .await
         .unwrap_or_default();
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .unwrap_or_default();
+    // Liveness after listing (see `registry::cleanup_dead_runs`).
+    let live = crate::registry::live_runs();
     for c in containers {
         let run = c
             .labels
@@ -615,12 +623,6 @@ pub async fn cleanup_dead(live: &BTreeSet<String>, cleaned: &mut Cleaned) {
         remove_container(&docker, &name).await;
         cleaned.containers.push(name);
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap_or_default();
     for n in networks {
         let run = n
             .labels

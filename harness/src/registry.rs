@@ -54,7 +54,11 @@ pub fn register(run_id: &str, run_dir: &Path) -> std::io::Result<Registration> {
     let dir = dir();
     std::fs::create_dir_all(&dir)?;
     let json = serde_json::to_vec_pretty(&reg).expect("registration serializes");
-    std::fs::write(dir.join(format!("{run_id}.json")), json)?;
+    // Write then rename: a cleanup reading at the same moment must never see a
+    // half-written registration and take the run for dead.
+    let tmp = dir.join(format!(".{run_id}.json.tmp"));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, dir.join(format!("{run_id}.json")))?;
     Ok(reg)
 }
 
@@ -80,7 +84,7 @@ impl Registration {
 }
 
 /// Ids of runs whose controller is alive.
-fn live_runs() -> BTreeSet<String> {
+pub fn live_runs() -> BTreeSet<String> {
     registrations()
         .into_iter()
         .filter(Registration::alive)
@@ -139,10 +143,17 @@ impl Cleaned {
 /// Removes everything that belongs to runs whose controller is dead: node
 /// processes, namespaces and interfaces, containers and Docker networks.
 pub async fn cleanup_dead_runs() -> Cleaned {
-    let live = live_runs();
     let mut cleaned = Cleaned::default();
-    crate::docker::cleanup_dead(&live, &mut cleaned).await;
-    for (pid, id) in run_processes() {
+    crate::docker::cleanup_dead(&mut cleaned).await;
+    // List first, then ask who is alive: a run registers before it creates
+    // anything, so whatever the listing saw belongs to a run that the liveness
+    // check below sees too. (The other way round, a run starting in between
+    // would lose its fresh namespaces to us.)
+    let processes = run_processes();
+    let namespaces = netns::leftover_namespaces();
+    let interfaces = netns::leftover_interfaces();
+    let live = live_runs();
+    for (pid, id) in processes {
         if live.contains(&id) {
             continue;
         }
@@ -154,12 +165,12 @@ pub async fn cleanup_dead_runs() -> Cleaned {
             cleaned.processes.push(pid.as_raw());
         }
     }
-    for (id, ns) in netns::leftover_namespaces() {
+    for (id, ns) in namespaces {
         if !live.contains(&id) && netns::delete_namespace(&ns).is_ok() {
             cleaned.namespaces.push(ns);
         }
     }
-    for (id, ifname) in netns::leftover_interfaces() {
+    for (id, ifname) in interfaces {
         if !live.contains(&id) && netns::delete_interface(&ifname).is_ok() {
             cleaned.interfaces.push(ifname);
         }

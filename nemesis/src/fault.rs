@@ -52,9 +52,10 @@ pub enum Target {
     Node(String),
     /// Every node of a role (`lock`, `storage`, `worker`).
     Role(Role),
-    /// The worker holding the lock now, caught before it has used its token: the
-    /// moment at which a GC pause turns into a stale write. If the current holder
-    /// has already written, the nemesis waits for the next one.
+    /// The worker holding the lock now, caught before it has used its token or
+    /// renewed its lease: the moment at which a GC pause or a partition turns
+    /// into a stale write. If the current holder has already written or
+    /// renewed, the nemesis waits for the next one.
     Holder,
     /// One node drawn with the run's seed.
     One,

@@ -34,7 +34,9 @@ impl LiveState {
                     },
                 );
             }
-            ("write", EventType::Invoke) => {
+            // Renewing counts as using the lease: a fault meant to catch a holder
+            // before it acts must land before its renew too.
+            ("write" | "renew", EventType::Invoke) => {
                 if let Some(h) = self.holds.get_mut(node) {
                     h.used = true;
                 }
@@ -46,7 +48,8 @@ impl LiveState {
         }
     }
 
-    /// The newest holder that has not yet written with its token, if any.
+    /// The newest holder that has not yet written with its token nor renewed
+    /// its lease, if any.
     pub fn holder(&self) -> Option<&str> {
         self.holds
             .iter()
@@ -93,6 +96,8 @@ mod tests {
         assert_eq!(live.holder(), Some("w2"));
         live.observe(&ev("w3", EventType::Ok, "acquire"));
         assert_eq!(live.holder(), Some("w3"));
+        live.observe(&ev("w3", EventType::Invoke, "renew"));
+        assert_eq!(live.holder(), Some("w2"), "w3 renewed: only w2 is still untouched");
         assert_eq!(live.holders(), ["w1", "w2", "w3"]);
         live.observe(&ev("w3", EventType::Invoke, "release"));
         live.observe(&ev("w2", EventType::Fail, "renew"));
