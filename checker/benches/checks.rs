@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leasehold_checker::{
-    Call, CheckInput, Decision, Event, EventType, History, LedgerEntry, Op, Outcome, Process,
-    check, check_fencing_order, check_stale_writes, check_token_order, read_history,
+    Call, CheckInput, CheckOptions, Decision, Event, EventType, History, LedgerEntry, Op, Outcome,
+    Process, check_fencing_order, check_lost_writes, check_mutual_exclusion, check_stale_writes,
+    check_token_order, check_with, read_history,
 };
 use serde_json::json;
 
@@ -220,7 +221,14 @@ fn checks(c: &mut Criterion) {
         ops: &ops,
         ledger: Some(&ledger),
     };
-    let checked = check(input);
+    // The linearizability search is benchmarked on its own (benches/linearizability.rs).
+    let checked = check_with(
+        input,
+        &CheckOptions {
+            fencing: Some(true),
+            linearizability: None,
+        },
+    );
     assert_eq!(
         checked.validity,
         leasehold_checker::Validity::Valid,
@@ -248,7 +256,20 @@ fn checks(c: &mut Criterion) {
     group.bench_function("token-order", |b| {
         b.iter(|| check_token_order(black_box(input)))
     });
-    group.bench_function("check", |b| b.iter(|| check(black_box(input))));
+    group.bench_function("mutual-exclusion", |b| {
+        b.iter(|| check_mutual_exclusion(black_box(input)))
+    });
+    group.bench_function("lost-write", |b| {
+        b.iter(|| check_lost_writes(black_box(input)))
+    });
+    // Every property but the linearizability search, which has its own bench.
+    let no_search = CheckOptions {
+        fencing: Some(true),
+        linearizability: None,
+    };
+    group.bench_function("check-without-search", |b| {
+        b.iter(|| check_with(black_box(input), &no_search))
+    });
     group.finish();
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::LedgerEntry;
+use crate::linearizability::Limits;
 use crate::op::Op;
 use crate::verdict::{CheckReport, Validity};
 
@@ -22,14 +23,49 @@ pub struct Checked {
     pub checks: Vec<CheckReport>,
 }
 
-/// Runs stale write, fencing order and token order; invalid beats unknown beats
-/// valid.
+/// What a caller may know about a run beyond its history and ledger, and how
+/// far the checks may go. Build it with `..Default::default()`: fields may be
+/// added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Whether storage was fenced (from the run's config), for the lost-write
+    /// check; `None` (the default) lets it guess from the ledger.
+    pub fencing: Option<bool>,
+    /// Limits of the linearizability search of the storage registers and the
+    /// locks; `None` skips it. Default: [`Limits::default`].
+    pub linearizability: Option<Limits>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            fencing: None,
+            linearizability: Some(Limits::default()),
+        }
+    }
+}
+
+/// Runs every property with default options: see [`check_with`].
 pub fn check(input: CheckInput<'_>) -> Checked {
-    let checks = vec![
+    check_with(input, &CheckOptions::default())
+}
+
+/// Runs stale write, fencing order, token order, mutual exclusion, lost write
+/// and (unless `options` skip it) the linearizability of storage and locks, in
+/// that order; invalid beats unknown beats valid.
+pub fn check_with(input: CheckInput<'_>, options: &CheckOptions) -> Checked {
+    let mut checks = vec![
         crate::stale_write::check_stale_writes(input),
         crate::fencing_order::check_fencing_order(input),
         crate::token_order::check_token_order(input),
+        crate::mutual_exclusion::check_mutual_exclusion(input),
+        crate::lost_write::check_lost_writes_with_fencing(input, options.fencing),
     ];
+    if let Some(limits) = options.linearizability {
+        checks.extend(crate::linearizability::check_leasehold_linearizability(
+            input.ops, limits,
+        ));
+    }
     let validity = checks
         .iter()
         .fold(Validity::Valid, |v, c| v.combine(c.validity));
@@ -81,7 +117,27 @@ mod tests {
             let checked = check(input(&ops, &b.ledger, with_ledger));
             assert_eq!(checked.validity, Validity::Valid, "{checked:#?}");
             let names: Vec<_> = checked.checks.iter().map(|c| c.name.as_str()).collect();
-            assert_eq!(names, ["stale-write", "fencing-order", "token-order"]);
+            assert_eq!(
+                names,
+                [
+                    "stale-write",
+                    "fencing-order",
+                    "token-order",
+                    "mutual-exclusion",
+                    "lost-write",
+                    "linearizability-storage",
+                    "linearizability-lock"
+                ]
+            );
+            let skipped = check_with(
+                input(&ops, &b.ledger, with_ledger),
+                &CheckOptions {
+                    linearizability: None,
+                    ..CheckOptions::default()
+                },
+            );
+            assert_eq!(skipped.checks.len(), 5);
+            assert_eq!(skipped.validity, Validity::Valid);
         }
         let checked = check(input(&ops, &b.ledger, true));
         assert_eq!(checked.checks[0].stats["stale_rejected"], 1);

@@ -9,9 +9,13 @@
 //! and combines their verdicts.
 
 mod check;
+mod edn;
 mod fencing_order;
 mod history;
 mod ledger;
+mod linearizability;
+mod lost_write;
+mod mutual_exclusion;
 mod op;
 mod stale_write;
 #[cfg(test)]
@@ -19,10 +23,19 @@ mod test_support;
 mod token_order;
 mod verdict;
 
-pub use check::{CheckInput, Checked, check};
+pub use check::{CheckInput, CheckOptions, Checked, check, check_with};
+pub use edn::{Edn, MAX_DEPTH as EDN_MAX_DEPTH, parse_edn, parse_edn_history, read_edn_history};
 pub use fencing_order::check_fencing_order;
 pub use history::{Event, EventType, History, HistoryError, Process, read_history};
 pub use ledger::{Decision, LedgerEntry, read_ledger};
+pub use linearizability::{
+    Analysis, CasOp, CasRegister, Counterexample, FencedMutex, Holder, LimitHit, Limits,
+    Linearizability, LockOp, LockState, Model, ModelKind, Mutex, MutexOp, Operation, Partition,
+    Register, RegisterOp, Stored, UnknownModel, check_leasehold_linearizability,
+    check_linearizability, check_operations, check_partitions, combine_analyses,
+};
+pub use lost_write::{check_lost_writes, check_lost_writes_with_fencing};
+pub use mutual_exclusion::check_mutual_exclusion;
 pub use op::{Call, Op, Outcome};
 pub use stale_write::{StaleWriteStats, check_stale_writes, check_stale_writes_with_stats};
 pub use token_order::check_token_order;

@@ -98,6 +98,62 @@ pub enum Anomaly {
     },
     /// The same token was granted by two successful acquires.
     DuplicateToken { token: u64, ops: Vec<u64> },
+    /// Two different tokens of one lock were both certainly held at once: the
+    /// lock service vouched for overlapping leases (see `mutual_exclusion`).
+    MutualExclusion {
+        lock: String,
+        /// The lease that started first, and its holder.
+        token: u64,
+        holder: String,
+        /// The lease that started while the first was still certainly held.
+        other_token: u64,
+        other_holder: String,
+        /// When both were certainly held, ns since the run started.
+        overlap_from: u64,
+        overlap_to: u64,
+        /// History indexes of the grants and renewals that vouched for both.
+        ops: Vec<u64>,
+    },
+    /// Acknowledged writes to `key` that the final read does not reflect (see
+    /// `lost_write`).
+    LostWrite {
+        key: String,
+        /// The latest lost write: the final read should show it or a later one.
+        writer: String,
+        token: u64,
+        data: String,
+        /// How many acknowledged writes to the key are lost, this one included.
+        lost: u64,
+        /// What the final read returned; `None` when the key read empty.
+        read_token: Option<u64>,
+        read_data: Option<String>,
+        /// History indexes: the final read and the lost writes the history has.
+        ops: Vec<u64>,
+        /// Ledger positions of the lost writes, then of the value read (if any).
+        ledger: Vec<usize>,
+    },
+    /// A partition of the history (a key, a lock) has no linearization under
+    /// the model (see `linearizability`).
+    NonLinearizable {
+        /// `register`, `cas-register`, `mutex`, `fenced-mutex`,
+        /// `leasehold-storage`, `leasehold-lock`.
+        model: String,
+        /// The key or lock (`""` when the history was not split).
+        partition: String,
+        /// The longest linearizable prefix the search found: history indexes of
+        /// invocations, in linearization order.
+        linearized: Vec<u64>,
+        /// The model's state after that prefix.
+        state: String,
+        /// History indexes of the operations that could come next by real time
+        /// but that the model refuses in that state.
+        stuck: Vec<u64>,
+        /// One line per `stuck` operation, as the model describes it.
+        stuck_described: Vec<String>,
+        /// History indexes to show: the last operations of the prefix and the
+        /// stuck ones, ascending.
+        ops: Vec<u64>,
+    },
 }
 
 impl Anomaly {
@@ -107,6 +163,9 @@ impl Anomaly {
             Anomaly::FencingOrder { .. } => "fencing-order",
             Anomaly::NonMonotonicToken { .. } => "non-monotonic-token",
             Anomaly::DuplicateToken { .. } => "duplicate-token",
+            Anomaly::MutualExclusion { .. } => "mutual-exclusion",
+            Anomaly::LostWrite { .. } => "lost-write",
+            Anomaly::NonLinearizable { .. } => "non-linearizable",
         }
     }
 
@@ -172,6 +231,73 @@ impl Anomaly {
             ),
             Anomaly::DuplicateToken { token, ops } => {
                 format!("token {token} was granted {} times", ops.len())
+            }
+            Anomaly::MutualExclusion {
+                lock,
+                token,
+                holder,
+                other_token,
+                other_holder,
+                overlap_from,
+                overlap_to,
+                ..
+            } => format!(
+                "the lock service granted {lock:?} to {other_holder} (token {other_token}) at {:.1} ms while {holder} still held it with token {token} until {:.1} ms: both held it for {:.1} ms",
+                ms(*overlap_from),
+                ms(*overlap_to),
+                ms(overlap_to.saturating_sub(*overlap_from))
+            ),
+            Anomaly::LostWrite {
+                key,
+                writer,
+                token,
+                data,
+                lost,
+                read_token,
+                read_data,
+                ..
+            } => {
+                let read = match (read_token, read_data) {
+                    (Some(t), Some(d)) => format!("{d:?} (token {t})"),
+                    (Some(t), None) => format!("token {t}"),
+                    _ => "nothing".to_owned(),
+                };
+                let mut s = format!(
+                    "{writer}'s acknowledged write {data:?} to {key:?} with token {token} is missing from the final read, which returned {read}"
+                );
+                if *lost > 1 {
+                    s += &format!(
+                        " ({} earlier acknowledged {} lost too)",
+                        lost - 1,
+                        if *lost == 2 { "write is" } else { "writes are" }
+                    );
+                }
+                s
+            }
+            Anomaly::NonLinearizable {
+                model,
+                partition,
+                linearized,
+                state,
+                stuck,
+                stuck_described,
+                ..
+            } => {
+                let what = if partition.is_empty() {
+                    "the history".to_owned()
+                } else {
+                    format!("the history of {partition:?}")
+                };
+                let next: Vec<String> = stuck
+                    .iter()
+                    .zip(stuck_described)
+                    .map(|(i, d)| format!("{d} (#{i})"))
+                    .collect();
+                format!(
+                    "{what} is not linearizable under the {model} model: after {} with the state {state}, none of the operations that may come next fits: {}",
+                    plural(linearized.len() as u64, "operation", "operations"),
+                    next.join("; ")
+                )
             }
         }
     }

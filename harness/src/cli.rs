@@ -27,6 +27,8 @@ pub enum Command {
     /// Run a test: start the nodes, run the workload under the nemesis, check
     /// the history and write the results.
     Run(cmd::run::RunArgs),
+    /// Check a stored run or a history file (leasehold JSONL or Jepsen EDN) again.
+    Check(cmd::check::CheckArgs),
     /// Remove what killed runs left behind: processes, network namespaces,
     /// interfaces. Runs whose controller is still alive are left alone.
     Cleanup(cmd::cleanup::CleanupArgs),
@@ -45,6 +47,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     init_tracing(cli.verbose, matches!(cli.command, Command::Node(_)));
     match cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Cleanup(args) => cmd::cleanup::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Images(args) => cmd::images::run(args),

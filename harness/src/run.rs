@@ -278,10 +278,21 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     let ops = History::new(events.clone()).ops();
-    let checked = leasehold_checker::check(CheckInput {
-        ops: &ops,
-        ledger: ledger.as_deref(),
-    });
+    let checked = leasehold_checker::check_with(
+        CheckInput {
+            ops: &ops,
+            ledger: ledger.as_deref(),
+        },
+        &leasehold_checker::CheckOptions {
+            fencing: Some(config.storage.fencing),
+            // A run's own histories take milliseconds; the bound keeps a
+            // pathological one from holding the report back (it says unknown).
+            linearizability: Some(leasehold_checker::Limits {
+                deadline: Some(Duration::from_secs(20)),
+                max_states: Some(5_000_000),
+            }),
+        },
+    );
     timings.check_ms = t_check.elapsed().as_millis() as u64;
     timings.total_ms = t_start.elapsed().as_millis() as u64;
 

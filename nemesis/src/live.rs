@@ -97,7 +97,11 @@ mod tests {
         live.observe(&ev("w3", EventType::Ok, "acquire"));
         assert_eq!(live.holder(), Some("w3"));
         live.observe(&ev("w3", EventType::Invoke, "renew"));
-        assert_eq!(live.holder(), Some("w2"), "w3 renewed: only w2 is still untouched");
+        assert_eq!(
+            live.holder(),
+            Some("w2"),
+            "w3 renewed: only w2 is still untouched"
+        );
         assert_eq!(live.holders(), ["w1", "w2", "w3"]);
         live.observe(&ev("w3", EventType::Invoke, "release"));
         live.observe(&ev("w2", EventType::Fail, "renew"));

@@ -272,6 +272,14 @@ fn tell(h: &mut String, anomaly: &Anomaly, ctx: &Ctx<'_>, evidence: &mut HashSet
         Anomaly::NonMonotonicToken { ops, .. } | Anomaly::DuplicateToken { ops, .. } => {
             evidence_list(h, ops, ctx, evidence);
         }
+        Anomaly::MutualExclusion { ops, .. } => evidence_list(h, ops, ctx, evidence),
+        // Minimal arm so the workspace builds; the linearizability work may tell
+        // a fuller story (prefix, state, stuck operations).
+        Anomaly::NonLinearizable { ops, .. } => evidence_list(h, ops, ctx, evidence),
+        Anomaly::LostWrite { ops, ledger, .. } => {
+            evidence_list(h, ops, ctx, evidence);
+            ledger_note(h, ledger);
+        }
     }
     h.push_str("</div>\n");
 }
@@ -342,38 +350,74 @@ fn stale_write_story(
     }
     let after = stale_grant.map_or(0, op_time);
 
-    // 2. The pause that froze the writer, and the resume that woke it.
-    let pause = ctx.events.iter().rfind(|e| {
-        is_nemesis(e, "pause")
+    // 2. The fault that held the writer back (a pause that froze it, or a
+    //    partition that cut it off from the lock service), and its end.
+    let fault = ctx.events.iter().rfind(|e| {
+        (is_nemesis(e, "pause") || is_nemesis(e, "partition"))
             && e.time >= after
             && e.time <= accepted_at
             && nemesis_nodes(e).is_some_and(|n| n.iter().any(|n| n == writer))
     });
-    if let Some(p) = pause {
+    if let Some(p) = fault {
+        let paused = p.f == "pause";
+        let cut_from: Vec<String> = p
+            .value
+            .get("grudge")
+            .and_then(|g| g.get(writer.as_str()))
+            .and_then(|d| d.as_array())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let html = if paused {
+            format!(
+                "the nemesis pauses <b>{}</b> (SIGSTOP): it cannot act nor notice time passing",
+                esc(writer)
+            )
+        } else if cut_from.is_empty() {
+            format!(
+                "the nemesis partitions the network around <b>{}</b>",
+                esc(writer)
+            )
+        } else {
+            format!(
+                "the nemesis cuts <b>{}</b> off from {}: its renewals go unanswered, but it can still reach storage",
+                esc(writer),
+                esc(&cut_from.join(", "))
+            )
+        };
         steps.push(Step {
             time: p.time,
             order: 1,
             class: "fault",
-            html: format!(
-                "the nemesis pauses <b>{}</b> (SIGSTOP): it cannot act nor notice time passing",
-                esc(writer)
-            ),
+            html,
             indexes: vec![p.index],
         });
-        let resume = ctx.events.iter().find(|e| {
-            is_nemesis(e, "resume")
+        let end_f = if paused { "resume" } else { "heal" };
+        let end = ctx.events.iter().find(|e| {
+            is_nemesis(e, end_f)
                 && e.time >= p.time
-                && nemesis_nodes(e).is_none_or(|n| n.iter().any(|n| n == writer))
+                && nemesis_nodes(e).is_none_or(|n| n.is_empty() || n.iter().any(|n| n == writer))
         });
-        if let Some(r) = resume {
+        if let Some(r) = end {
+            let html = if paused {
+                format!(
+                    "the nemesis resumes <b>{}</b> (SIGCONT): it still believes it holds token {token}",
+                    esc(writer)
+                )
+            } else {
+                format!(
+                    "the nemesis heals the partition around <b>{}</b>",
+                    esc(writer)
+                )
+            };
             steps.push(Step {
                 time: r.time,
                 order: 4,
                 class: "fault",
-                html: format!(
-                    "the nemesis resumes <b>{}</b> (SIGCONT): it still believes it holds token {token}",
-                    esc(writer)
-                ),
+                html,
                 indexes: vec![r.index],
             });
         }

@@ -1,0 +1,383 @@
+//! The linearizability search on simulated cas-register histories.
+//!
+//! `cargo bench -p leasehold-checker --bench linearizability`
+//!
+//! Histories come from a seeded simulator of a cas register in the spirit of
+//! Jepsen's etcd tests: clients issue reads, writes and cas of small values with
+//! random latencies; some ops time out (`info`: they take effect later or never)
+//! and some clients crash (the op never completes; the client comes back under
+//! a new process). Cas ops that find another value fail. The invalid variants
+//! change one read in the middle of the history to a value the search must
+//! prove impossible. Generation is not timed.
+//!
+//! Groups:
+//! - `cas-register`: one key, 5 and 10 clients × 1,000 ops, valid and invalid;
+//! - `etcd-like`: 102 histories of 85 ops (failed cas included) with 5
+//!   clients, every third one made invalid: one valid history, one invalid, and
+//!   the whole set;
+//! - `events`: the full path from events (pairing, conversion, split per key,
+//!   parallel search) on a jepsen.independent history of 4 keys × 1,000 ops.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use leasehold_checker::{
+    CasOp, CasRegister, Event, EventType, Limits, Linearizability, ModelKind, Operation, Process,
+    Validity, check_linearizability, check_operations,
+};
+use serde_json::{Value, json};
+
+type CasOperation = Operation<CasOp<i64>, Option<i64>>;
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Sim {
+    clients: usize,
+    ops: usize,
+    /// Share of ops that time out (`info`).
+    timeouts: f64,
+    /// Share of ops whose client crashes (never completes).
+    crashes: f64,
+    seed: u64,
+}
+
+/// One simulated op.
+struct SimOp {
+    process: u64,
+    call: u64,
+    /// When the reply arrived (ok or fail), or when the client gave up (info).
+    reply: Option<u64>,
+    /// Whether the client learned the result.
+    known: bool,
+    /// When it took effect on the register, if it did.
+    effect: Option<u64>,
+    input: CasOp<i64>,
+    /// Read: the value read. Cas: whether it applied.
+    read: Option<i64>,
+    applied: bool,
+}
+
+const US: u64 = 1_000;
+
+fn simulate(sim: Sim) -> Vec<SimOp> {
+    let mut rng = Rng(sim.seed);
+    let mut clients: Vec<(u64, u64)> = (0..sim.clients as u64).map(|p| (0, p)).collect();
+    let mut next_process = sim.clients as u64;
+    let mut ops: Vec<SimOp> = Vec::with_capacity(sim.ops);
+    while ops.len() < sim.ops {
+        let c = (0..clients.len()).min_by_key(|&i| clients[i].0).unwrap();
+        let (free_at, process) = clients[c];
+        let call = free_at + rng.below(20 * US);
+        // 0.1 to 5 ms, mostly short.
+        let latency = 100 * US + (rng.unit().powi(3) * 4_900.0) as u64 * US;
+        let input = match rng.below(4) {
+            0 | 1 => CasOp::Read,
+            2 => CasOp::Write(rng.below(5) as i64),
+            _ => CasOp::Cas {
+                expected: rng.below(5) as i64,
+                new: rng.below(5) as i64,
+            },
+        };
+        let fate = rng.unit();
+        let (reply, known, effect) = if fate < sim.crashes {
+            let effect = rng.chance(0.5).then(|| call + rng.below(2 * latency));
+            clients[c] = (call + latency + 10_000 * US, next_process);
+            next_process += 1;
+            (None, false, effect)
+        } else if fate < sim.crashes + sim.timeouts {
+            let effect = rng.chance(0.5).then(|| call + rng.below(3 * latency));
+            clients[c] = (call + latency, next_process);
+            next_process += 1;
+            (Some(call + latency), false, effect)
+        } else {
+            let effect = call + 1 + rng.below(latency - 1);
+            clients[c] = (call + latency, process);
+            (Some(call + latency), true, Some(effect))
+        };
+        ops.push(SimOp {
+            process,
+            call,
+            reply,
+            known,
+            effect,
+            input,
+            read: None,
+            applied: false,
+        });
+    }
+    // Apply the effects in time order.
+    let mut order: Vec<usize> = (0..ops.len())
+        .filter(|&i| ops[i].effect.is_some())
+        .collect();
+    order.sort_by_key(|&i| ops[i].effect);
+    let mut register: Option<i64> = None;
+    for i in order {
+        let op = &mut ops[i];
+        match op.input {
+            CasOp::Read => op.read = register,
+            CasOp::Write(v) => {
+                register = Some(v);
+                op.applied = true;
+            }
+            CasOp::Cas { expected, new } => {
+                if register == Some(expected) {
+                    register = Some(new);
+                    op.applied = true;
+                }
+            }
+        }
+    }
+    ops
+}
+
+/// Whether the client saw the op fail: a cas that did not apply.
+fn failed(op: &SimOp) -> bool {
+    op.known && matches!(op.input, CasOp::Cas { .. }) && !op.applied
+}
+
+/// The ops that may have happened, ids by position.
+fn operations(ops: &[SimOp]) -> Vec<CasOperation> {
+    ops.iter()
+        .enumerate()
+        .filter(|(_, op)| !failed(op))
+        .map(|(i, op)| Operation {
+            id: i as u64,
+            process: Process::Client(op.process),
+            call: op.call,
+            ret: if op.known {
+                op.reply.unwrap()
+            } else {
+                u64::MAX
+            },
+            input: op.input.clone(),
+            output: op.known.then_some(op.read),
+        })
+        .collect()
+}
+
+/// Jepsen-style events, independent tuples `[key v]` when `key` is given.
+fn events(ops: &[SimOp], key: Option<&str>, out: &mut Vec<(u64, u8, Event)>) {
+    let wrap = |v: Value| match key {
+        Some(k) => json!([k, v]),
+        None => v,
+    };
+    for op in ops {
+        let (f, invoke) = match op.input {
+            CasOp::Read => ("read", Value::Null),
+            CasOp::Write(v) => ("write", json!(v)),
+            CasOp::Cas { expected, new } => ("cas", json!([expected, new])),
+        };
+        let event = |time, kind, value| Event {
+            index: 0,
+            time,
+            process: Process::Client(op.process),
+            node: None,
+            kind,
+            f: f.to_owned(),
+            value: wrap(value),
+            error: None,
+        };
+        out.push((
+            op.call,
+            0,
+            event(op.call, EventType::Invoke, invoke.clone()),
+        ));
+        if let Some(t) = op.reply {
+            let (kind, value) = if !op.known {
+                (EventType::Info, invoke)
+            } else if failed(op) {
+                (EventType::Fail, invoke)
+            } else if let CasOp::Read = op.input {
+                (EventType::Ok, json!(op.read))
+            } else {
+                (EventType::Ok, invoke)
+            };
+            out.push((t, 1, event(t, kind, value)));
+        }
+    }
+}
+
+fn history(mut timed: Vec<(u64, u8, Event)>) -> Vec<Event> {
+    timed.sort_by_key(|(t, phase, _)| (*t, *phase));
+    timed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, _, mut e))| {
+            e.index = i as u64;
+            e
+        })
+        .collect()
+}
+
+fn check(ops: &[CasOperation]) -> Linearizability {
+    check_operations(&CasRegister::<i64>::new(), ops, Limits::none()).result
+}
+
+/// Makes a valid history invalid by changing one read near the middle.
+fn break_history(ops: &mut [CasOperation], seed: u64) -> bool {
+    let mut rng = Rng(seed ^ 0xdead_beef);
+    let n = ops.len();
+    for _ in 0..200 {
+        let i = n / 3 + rng.below((n / 3).max(1) as u64) as usize;
+        if ops[i].input != CasOp::Read || ops[i].output.is_none() {
+            continue;
+        }
+        let before = ops[i].output;
+        let new = Some(rng.below(5) as i64);
+        if Some(new) == before {
+            continue;
+        }
+        ops[i].output = Some(new);
+        if matches!(check(ops), Linearizability::NotLinearizable(_)) {
+            return true;
+        }
+        ops[i].output = before;
+    }
+    false
+}
+
+fn sim(clients: usize, ops: usize, seed: u64) -> Sim {
+    Sim {
+        clients,
+        ops,
+        timeouts: 0.02,
+        crashes: 0.005,
+        seed,
+    }
+}
+
+fn describe(name: &str, ops: &[CasOperation]) {
+    let a = check_operations(&CasRegister::<i64>::new(), ops, Limits::none());
+    let unknown = ops.iter().filter(|o| o.output.is_none()).count();
+    eprintln!(
+        "{name}: {} ops ({unknown} unknown), {} states, {:?}, verdict {:?}",
+        ops.len(),
+        a.states,
+        a.elapsed,
+        a.result.validity()
+    );
+}
+
+fn cas_register(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cas-register");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for clients in [5, 10] {
+        let valid = operations(&simulate(sim(clients, 1000, clients as u64)));
+        let mut invalid = valid.clone();
+        assert!(break_history(&mut invalid, clients as u64));
+        for (name, ops, expect) in [
+            ("valid", &valid, Validity::Valid),
+            ("invalid", &invalid, Validity::Invalid),
+        ] {
+            let id = format!("{clients}-clients-1000-ops/{name}");
+            describe(&id, ops);
+            assert_eq!(check(ops).validity(), expect);
+            group.throughput(Throughput::Elements(ops.len() as u64));
+            group.bench_function(&id, |b| b.iter(|| check(black_box(ops))));
+        }
+    }
+    group.finish();
+}
+
+fn etcd_like(c: &mut Criterion) {
+    // 102 histories of 85 ops, 5 clients; every third one made invalid.
+    let set: Vec<Vec<CasOperation>> = (0..102u64)
+        .map(|seed| {
+            let mut ops = operations(&simulate(sim(5, 85, 1000 + seed)));
+            if seed % 3 == 2 {
+                break_history(&mut ops, seed);
+            }
+            ops
+        })
+        .collect();
+    let invalid = set
+        .iter()
+        .filter(|ops| check(ops).validity() == Validity::Invalid)
+        .count();
+    let total: usize = set.iter().map(Vec::len).sum();
+    eprintln!(
+        "etcd-like: {} histories, {total} ops in all, {invalid} invalid",
+        set.len()
+    );
+    let bad = set
+        .iter()
+        .position(|ops| check(ops).validity() == Validity::Invalid)
+        .expect("an invalid history in the set");
+    describe("etcd-like/one", &set[0]);
+    describe("etcd-like/one-invalid", &set[bad]);
+    let mut group = c.benchmark_group("etcd-like");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(set[0].len() as u64));
+    group.bench_function("one", |b| b.iter(|| check(black_box(&set[0]))));
+    group.throughput(Throughput::Elements(set[bad].len() as u64));
+    group.bench_function("one-invalid", |b| b.iter(|| check(black_box(&set[bad]))));
+    group.throughput(Throughput::Elements(total as u64));
+    group.bench_function("all-102", |b| {
+        b.iter(|| {
+            for ops in &set {
+                black_box(check(black_box(ops)));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn from_events(c: &mut Criterion) {
+    let mut timed = Vec::new();
+    for (k, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let mut ops = simulate(sim(5, 1000, 77 + k as u64));
+        // Distinct processes per key, as jepsen.independent gives.
+        for op in &mut ops {
+            op.process += 1000 * k as u64;
+        }
+        events(&ops, Some(key), &mut timed);
+    }
+    let events = history(timed);
+    let r = check_linearizability(&events, ModelKind::CasRegister, Limits::none());
+    assert_eq!(r.validity, Validity::Valid, "{}", r.summary);
+    eprintln!("events/4-keys-1000-ops: {}", r.summary);
+    let mut group = c.benchmark_group("events");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(events.len() as u64 / 2));
+    group.bench_function("4-keys-1000-ops-per-key", |b| {
+        b.iter(|| check_linearizability(black_box(&events), ModelKind::CasRegister, Limits::none()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cas_register, etcd_like, from_events);
+criterion_main!(benches);

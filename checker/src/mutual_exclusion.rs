@@ -1,0 +1,435 @@
+//! Mutual exclusion: two leases the lock service vouched for overlap.
+//!
+//! # The property
+//!
+//! A lock service must never let two fencing tokens of one lock be held at the
+//! same moment. This check looks only at what the service *certainly* vouched
+//! for, so that a violation is a lock-service bug, never a client's fault: a
+//! paused holder that writes after its lease ran out (a zombie) is the
+//! stale-write check's business and is not judged here.
+//!
+//! **What one reply vouches for.** An `ok` acquire of lock `L` that got token `t`
+//! and `lease_ms`, sent at `invoke_time` and answered at `complete_time`, proves
+//! that the service granted `t` at some unknown moment `g` in
+//! `[invoke_time, complete_time]` and let it run until `g + lease` on its clock
+//! (the history's clock: one host, one CLOCK_MONOTONIC). Whatever `g` was, the
+//! lease certainly covered
+//!
+//! ```text
+//! [complete_time, invoke_time + lease_ms · 10⁶)
+//! ```
+//!
+//! It starts at the *completion*, not the invocation: before the reply the grant
+//! may not have happened yet (an acquire that waits for the previous holder to
+//! let go is sent while the lock is still held), so counting from the send
+//! would accuse every blocking acquire. It ends at the *send* time plus the
+//! lease, the earliest moment the lease may run out, which is the lease
+//! deadline the stale-write check uses. An `ok` renew of `t` vouches the same
+//! way for `[complete_time, invoke_time + lease)`; a renew whose reply does not
+//! say `lease_ms` uses the acquire's. A reply that arrives after its own
+//! deadline vouches for nothing.
+//!
+//! **A token's certain interval** is the union of what its ok acquires and
+//! renews vouched for. Touching or overlapping pieces are merged; a gap between
+//! them (a renew answered after the previous deadline) stays a gap, since the
+//! lease may have lapsed there.
+//!
+//! **Releases.** A release of `t` that did not fail (`ok`, `info`, or never
+//! answered) may have taken effect any time after it was sent, so it ends every
+//! piece of `t` that started before it at its send time. A failed release
+//! certainly did not release and changes nothing.
+//!
+//! **Unknown outcomes.** Acquires that failed or ended `info` granted no token we
+//! know of, and renews that failed or ended `info` extended nothing certainly:
+//! they vouch for nothing (an `info` renew may only have made a lease longer,
+//! which cannot make a certain interval wrong). Writes and reads are not looked
+//! at. A renew or release naming no lock belongs to the lock of the first ok
+//! acquire of its token; one whose token no ok acquire granted is ignored.
+//!
+//! **Verdict.** The check is invalid if the certain intervals of two different
+//! tokens of the same lock overlap (share a moment: intervals that only touch,
+//! one ending exactly when the next starts, are back to back and fine), valid
+//! otherwise; it never says unknown. Each pair of tokens is reported once, with
+//! the overlap and the history indexes of the acquires and renews whose replies
+//! vouched for both intervals.
+//!
+//! O(n log n): sort each token's pieces to merge them, then sort each lock's
+//! intervals by start and sweep, keeping the interval that reaches furthest.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::check::CheckInput;
+use crate::op::{Call, Op, Outcome};
+use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+
+/// A part of a token's lease the service certainly vouched for.
+#[derive(Clone, Copy)]
+struct Piece {
+    start: u64,
+    end: u64,
+    /// Invoke index of the op whose reply starts the piece, and of the one
+    /// whose deadline ends it.
+    start_op: u64,
+    end_op: u64,
+}
+
+/// What is known of one `(lock, token)`.
+struct Lease<'a> {
+    lock: usize,
+    token: u64,
+    holder: Option<&'a Op>,
+    lease_ms: Option<u64>,
+    pieces: Vec<Piece>,
+    releases: Vec<u64>,
+}
+
+/// The mutual-exclusion check (`mutual-exclusion`); see the module
+/// documentation.
+pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
+    let mut lock_names: Vec<&str> = Vec::new();
+    let mut lock_ids: HashMap<&str, usize> = HashMap::new();
+    let mut leases: Vec<Lease<'_>> = Vec::new();
+    let mut by_key: HashMap<(usize, u64), usize> = HashMap::new();
+    // token -> lease of its first ok acquire, for renews and releases naming no
+    // lock.
+    let mut by_token: HashMap<u64, usize> = HashMap::new();
+    let mut grants = 0u64;
+
+    // Acquires first: they decide which leases exist.
+    for op in input.ops {
+        let Call::Acquire {
+            lock,
+            token: Some(token),
+            lease_ms,
+        } = &op.call
+        else {
+            continue;
+        };
+        let (Outcome::Ok, Some(complete)) = (op.outcome, op.complete_time) else {
+            continue;
+        };
+        grants += 1;
+        let next_id = lock_ids.len();
+        let lock_id = *lock_ids.entry(lock.as_str()).or_insert_with(|| {
+            lock_names.push(lock.as_str());
+            next_id
+        });
+        let next = leases.len();
+        let at = *by_key.entry((lock_id, *token)).or_insert(next);
+        if at == next {
+            leases.push(Lease {
+                lock: lock_id,
+                token: *token,
+                holder: Some(op),
+                lease_ms: *lease_ms,
+                pieces: Vec::new(),
+                releases: Vec::new(),
+            });
+        }
+        by_token.entry(*token).or_insert(at);
+        let lease = &mut leases[at];
+        if lease.lease_ms.is_none() {
+            lease.lease_ms = *lease_ms;
+        }
+        if let Some(ms) = lease_ms {
+            push_piece(lease, op, complete, *ms);
+        }
+    }
+
+    let find = |lock: &str, token: u64| -> Option<usize> {
+        if !lock.is_empty()
+            && let Some(&id) = lock_ids.get(lock)
+            && let Some(&at) = by_key.get(&(id, token))
+        {
+            return Some(at);
+        }
+        by_token.get(&token).copied()
+    };
+    for op in input.ops {
+        match &op.call {
+            Call::Renew {
+                lock,
+                token,
+                lease_ms,
+            } => {
+                let (Outcome::Ok, Some(complete)) = (op.outcome, op.complete_time) else {
+                    continue;
+                };
+                let Some(at) = find(lock, *token) else {
+                    continue;
+                };
+                let lease = &mut leases[at];
+                if let Some(ms) = lease_ms.or(lease.lease_ms) {
+                    push_piece(lease, op, complete, ms);
+                }
+            }
+            Call::Release { lock, token } if op.outcome != Outcome::Fail => {
+                if let Some(at) = find(lock, *token) {
+                    leases[at].releases.push(op.invoke_time);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Each lease's certain intervals, clipped by releases and merged.
+    struct Interval {
+        lease: usize,
+        piece: Piece,
+    }
+    let mut by_lock: Vec<Vec<Interval>> = (0..lock_ids.len()).map(|_| Vec::new()).collect();
+    let mut intervals = 0u64;
+    for (l, lease) in leases.iter_mut().enumerate() {
+        lease.releases.sort_unstable();
+        let mut pieces: Vec<Piece> = lease
+            .pieces
+            .iter()
+            .filter_map(|p| {
+                let i = lease.releases.partition_point(|&x| x < p.start);
+                let end = lease.releases.get(i).map_or(p.end, |&x| p.end.min(x));
+                (end > p.start).then_some(Piece { end, ..*p })
+            })
+            .collect();
+        pieces.sort_unstable_by_key(|p| (p.start, p.end));
+        let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            match merged.last_mut() {
+                Some(m) if p.start <= m.end => {
+                    if p.end > m.end {
+                        m.end = p.end;
+                        m.end_op = p.end_op;
+                    }
+                }
+                _ => merged.push(p),
+            }
+        }
+        intervals += merged.len() as u64;
+        by_lock[lease.lock].extend(merged.into_iter().map(|piece| Interval { lease: l, piece }));
+    }
+
+    let mut anomalies = Vec::new();
+    let mut reported: HashSet<(usize, u64, u64)> = HashSet::new();
+    for (lock, mut list) in by_lock.into_iter().enumerate() {
+        list.sort_unstable_by_key(|i| (i.piece.start, i.piece.end, leases[i.lease].token));
+        // The interval seen so far that reaches furthest. Pieces of one token
+        // were merged, so an interval overlapping the next is another token's.
+        let mut reach: Option<usize> = None;
+        for (i, cur) in list.iter().enumerate() {
+            if let Some(r) = reach {
+                let prev = &list[r];
+                if prev.piece.end > cur.piece.start && prev.lease != cur.lease {
+                    let (a, b) = (&leases[prev.lease], &leases[cur.lease]);
+                    let pair = (lock, a.token.min(b.token), a.token.max(b.token));
+                    if reported.insert(pair) {
+                        let mut ops = vec![
+                            prev.piece.start_op,
+                            prev.piece.end_op,
+                            cur.piece.start_op,
+                            cur.piece.end_op,
+                        ];
+                        ops.sort_unstable();
+                        ops.dedup();
+                        anomalies.push(Anomaly::MutualExclusion {
+                            lock: lock_names[lock].to_owned(),
+                            token: a.token,
+                            holder: holder(a),
+                            other_token: b.token,
+                            other_holder: holder(b),
+                            overlap_from: cur.piece.start,
+                            overlap_to: prev.piece.end.min(cur.piece.end),
+                            ops,
+                        });
+                    }
+                }
+                if cur.piece.end > prev.piece.end {
+                    reach = Some(i);
+                }
+            } else {
+                reach = Some(i);
+            }
+        }
+    }
+
+    let locks = lock_ids.len() as u64;
+    let summary = if anomalies.is_empty() {
+        format!(
+            "{} of {}: no two leases certainly held at once",
+            plural(grants, "grant", "grants"),
+            plural(locks, "lock", "locks"),
+        )
+    } else {
+        format!(
+            "{} certainly held at the same time: the lock service broke mutual exclusion",
+            plural(anomalies.len() as u64, "pair of leases", "pairs of leases"),
+        )
+    };
+    let mut stats = serde_json::Map::new();
+    stats.insert("grants".to_owned(), grants.into());
+    stats.insert("locks".to_owned(), locks.into());
+    stats.insert("intervals".to_owned(), intervals.into());
+    stats.insert("overlaps".to_owned(), anomalies.len().into());
+    CheckReport {
+        name: "mutual-exclusion".to_owned(),
+        validity: if anomalies.is_empty() {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        },
+        summary,
+        anomalies,
+        stats,
+    }
+}
+
+fn push_piece(lease: &mut Lease<'_>, op: &Op, complete: u64, lease_ms: u64) {
+    let end = op
+        .invoke_time
+        .saturating_add(lease_ms.saturating_mul(1_000_000));
+    if end > complete {
+        lease.pieces.push(Piece {
+            start: complete,
+            end,
+            start_op: op.invoke_index,
+            end_op: op.invoke_index,
+        });
+    }
+}
+
+fn holder(lease: &Lease<'_>) -> String {
+    lease
+        .holder
+        .map_or_else(|| "an unknown holder".to_owned(), Op::actor)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::history::EventType;
+    use crate::test_support::{Builder, input, ms};
+
+    fn run(b: &Builder) -> CheckReport {
+        let ops = b.ops();
+        check_mutual_exclusion(input(&ops, &[], false))
+    }
+
+    #[test]
+    fn overlapping_leases_are_found() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 10); // 0: certain [10, 1000)
+        b.renew(1, "L", 1, 1000, 800, Some((810, EventType::Ok))); // 2: [810, 1800)
+        b.acquire(2, "L", 2, 1000, 1200, 1300); // 4: [1300, 2200): overlaps 1's renewal
+        let report = run(&b);
+        assert_eq!(report.name, "mutual-exclusion");
+        assert_eq!(report.validity, Validity::Invalid);
+        assert_eq!(
+            report.anomalies,
+            vec![Anomaly::MutualExclusion {
+                lock: "L".into(),
+                token: 1,
+                holder: "w1".into(),
+                other_token: 2,
+                other_holder: "w2".into(),
+                overlap_from: ms(1300),
+                overlap_to: ms(1800),
+                ops: vec![0, 2, 4],
+            }]
+        );
+        assert!(
+            report.anomalies[0]
+                .explain()
+                .contains("granted \"L\" to w2 (token 2) at 1300.0 ms while w1"),
+            "{}",
+            report.anomalies[0].explain()
+        );
+        assert_eq!(report.stats["overlaps"], json!(1));
+        assert!(report.anomalies[0].is_certain());
+    }
+
+    #[test]
+    fn back_to_back_and_released_leases_are_fine() {
+        let mut b = Builder::new();
+        // Token 1's lease ends at 1000 exactly when token 2's reply arrives.
+        b.acquire(1, "L", 1, 1000, 0, 5);
+        b.acquire(2, "L", 2, 1000, 900, 1000);
+        // Token 3 is granted while token 2's lease runs, but 2 sent its release
+        // (unknown outcome) before: the release may have happened.
+        b.invoke(2, 1200, "release", json!({"lock": "L", "token": 2}));
+        b.complete(2, 1300, EventType::Info, "release", json!(null));
+        b.acquire(3, "L", 3, 1000, 1210, 1250);
+        // An acquire that blocked while 3 held the lock, granted once 3 released.
+        b.invoke(4, 1400, "acquire", json!({"lock": "L"}));
+        b.release(3, "L", 3, 1500, 1501);
+        b.complete(
+            4,
+            1502,
+            EventType::Ok,
+            "acquire",
+            json!({"token": 4, "lease_ms": 1000}),
+        );
+        // Another lock is independent.
+        b.acquire(5, "M", 5, 1000, 1400, 1410);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Valid, "{:#?}", report.anomalies);
+        assert_eq!(report.stats["grants"], json!(5));
+        assert_eq!(
+            report.summary,
+            "5 grants of 2 locks: no two leases certainly held at once"
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_followed_by_a_new_grant_is_fine() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 2);
+        // A renew answered after the lease ran out vouches for nothing; an
+        // unknown renew may have extended it, but not certainly.
+        b.renew(1, "L", 1, 1000, 100, Some((1500, EventType::Ok)));
+        b.renew(1, "L", 1, 1000, 900, Some((950, EventType::Info)));
+        b.acquire(2, "L", 2, 1000, 1000, 1001);
+        // A zombie write by 1 is not this check's business.
+        b.write(1, "k", 1, "late", 1600, 1601, EventType::Ok);
+        // A failed release does not end 2's lease, so a third grant overlaps.
+        b.invoke(2, 1700, "release", json!({"lock": "L", "token": 2}));
+        b.complete(2, 1701, EventType::Fail, "release", json!(null));
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Valid, "{:#?}", report.anomalies);
+
+        b.acquire(3, "L", 3, 1000, 1800, 1801);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Invalid);
+        assert!(matches!(
+            report.anomalies[..],
+            [Anomaly::MutualExclusion {
+                token: 2,
+                other_token: 3,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_pair_is_reported_once_and_renewals_without_lock_are_attributed() {
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 1);
+        b.acquire(2, "L", 2, 100, 10, 11);
+        b.acquire(2, "L", 2, 100, 200, 201); // the same token again: one lease
+        // A renew naming no lock (another tool's history).
+        b.invoke(1, 500, "renew", json!({"token": 1}));
+        b.complete(1, 501, EventType::Ok, "renew", json!({"lease_ms": 1000}));
+        b.acquire(3, "L", 3, 100, 600, 601);
+        let report = run(&b);
+        let pairs: Vec<(u64, u64)> = report
+            .anomalies
+            .iter()
+            .map(|a| match a {
+                Anomaly::MutualExclusion {
+                    token, other_token, ..
+                } => (*token, *other_token),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(pairs, vec![(1, 2), (1, 3)]);
+    }
+}
