@@ -275,7 +275,27 @@ fn tell(h: &mut String, anomaly: &Anomaly, ctx: &Ctx<'_>, evidence: &mut HashSet
         Anomaly::MutualExclusion { ops, .. } => evidence_list(h, ops, ctx, evidence),
         // Minimal arm so the workspace builds; the linearizability work may tell
         // a fuller story (prefix, state, stuck operations).
-        Anomaly::NonLinearizable { ops, .. } => evidence_list(h, ops, ctx, evidence),
+        Anomaly::NonLinearizable {
+            linearized,
+            state,
+            stuck_described,
+            ops,
+            ..
+        } => {
+            // The counterexample: how far a legal order got, and what could
+            // not come next from there.
+            let _ = writeln!(
+                h,
+                "<p>The longest linearizable prefix has {} operation(s) and leaves the model in state <code>{}</code>. None of the operations that could come next fits:</p>\n<ul>",
+                linearized.len(),
+                esc(state)
+            );
+            for d in stuck_described {
+                let _ = writeln!(h, "<li><code>{}</code></li>", esc(d));
+            }
+            h.push_str("</ul>\n");
+            evidence_list(h, ops, ctx, evidence);
+        }
         Anomaly::LostWrite { ops, ledger, .. } => {
             evidence_list(h, ops, ctx, evidence);
             ledger_note(h, ledger);

@@ -134,7 +134,11 @@ fn a_jepsen_cas_register_history_is_checked_for_linearizability() {
     assert!(stdout.contains("linearizability"), "{stdout}");
     let results = read_json(&dir.path().join("stale.results.json"));
     assert_eq!(results["verdict"], "invalid");
-    assert!(dir.path().join("stale.report.html").is_file());
+    let report = std::fs::read_to_string(dir.path().join("stale.report.html")).unwrap();
+    assert!(
+        report.contains("longest linearizable prefix"),
+        "the report draws the counterexample"
+    );
     assert!(stdout.contains("stale.results.json"), "{stdout}");
 
     let good = dir.path().join("good.edn");
