@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{
@@ -37,7 +37,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Subnet;
-use crate::local::{NodeSpec, log_tail};
+use crate::local::NodeSpec;
 use crate::netns::reserve_subnet;
 use crate::registry::Cleaned;
 
@@ -78,7 +78,6 @@ pub struct DockerRuntime {
     nodes: BTreeMap<String, DockerNode>,
     events: UnboundedSender<Event>,
     readers: TaskTracker,
-    http: reqwest::Client,
 }
 
 impl DockerRuntime {
@@ -120,10 +119,6 @@ impl DockerRuntime {
             nodes: BTreeMap::new(),
             events,
             readers: TaskTracker::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_millis(500))
-                .build()?,
         })
     }
 
@@ -234,32 +229,18 @@ impl DockerRuntime {
         );
     }
 
-    /// Waits until the node answers its health check.
-    pub async fn wait_ready(&self, name: &str, limit: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
+    /// Where the node answers its health check, and its log file.
+    pub fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
+        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
+    }
+
+    /// How the node's container ended, if it has.
+    pub async fn exited(&self, name: &str) -> anyhow::Result<Option<String>> {
         let node = self.nodes.get(name).context("no such node")?;
-        let url = format!("http://{}/v1/health", node.spec.addr);
-        loop {
-            if node.exited.load(Ordering::SeqCst) {
-                let status = self.exit_status(&node.container).await;
-                bail!(
-                    "node {name} exited ({status}) before it was ready; its log ends:\n{}",
-                    log_tail(&node.log, 10)
-                );
-            }
-            if let Ok(r) = self.http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                bail!(
-                    "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
-                    log_tail(&node.log, 10)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !node.exited.load(Ordering::SeqCst) {
+            return Ok(None);
         }
+        Ok(Some(self.exit_status(&node.container).await))
     }
 
     async fn exit_status(&self, container: &str) -> String {

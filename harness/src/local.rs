@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use leasehold_checker::Event;
 use leasehold_nemesis::{NodeFacts, Role};
 use nix::sys::signal::{Signal, killpg};
@@ -48,7 +48,6 @@ pub struct LocalRuntime {
     nodes: BTreeMap<String, LocalNode>,
     events: UnboundedSender<Event>,
     readers: TaskTracker,
-    http: reqwest::Client,
 }
 
 impl LocalRuntime {
@@ -64,10 +63,6 @@ impl LocalRuntime {
             nodes: BTreeMap::new(),
             events,
             readers: TaskTracker::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_millis(500))
-                .build()?,
         })
     }
 
@@ -140,31 +135,15 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// Waits until the node answers its health check.
-    pub async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
+    /// Where the node answers its health check, and its log file.
+    pub fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
+        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
+    }
+
+    /// How the node ended, if it has.
+    pub fn exited(&mut self, name: &str) -> anyhow::Result<Option<String>> {
         let node = self.nodes.get_mut(name).context("no such node")?;
-        let url = format!("http://{}/v1/health", node.spec.addr);
-        loop {
-            if let Some(status) = node.child.try_wait()? {
-                bail!(
-                    "node {name} exited ({status}) before it was ready; its log ends:\n{}",
-                    log_tail(&node.log, 10)
-                );
-            }
-            if let Ok(r) = self.http.get(&url).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                bail!(
-                    "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
-                    log_tail(&node.log, 10)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        Ok(node.child.try_wait()?.map(|status| status.to_string()))
     }
 
     /// The nemesis's view of every node.

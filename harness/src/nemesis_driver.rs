@@ -407,33 +407,31 @@ impl Driver {
 
     async fn kill(&self, nodes: &[String]) -> anyhow::Result<()> {
         for node in nodes {
-            let (reply, answer) = oneshot::channel();
-            self.runtime
-                .send(RuntimeRequest::Kill {
-                    node: node.clone(),
-                    reply,
-                })
-                .await
-                .map_err(|_| anyhow::anyhow!("the runtime is gone"))?;
-            answer
-                .await
-                .map_err(|_| anyhow::anyhow!("the runtime is gone"))??;
+            let node = node.clone();
+            self.ask(|reply| RuntimeRequest::Kill { node, reply })
+                .await?;
         }
         Ok(())
     }
 
     async fn restart(&self, node: &str) -> anyhow::Result<NodeFacts> {
+        let node = node.to_owned();
+        self.ask(|reply| RuntimeRequest::Restart { node, reply })
+            .await
+    }
+
+    /// Sends a request to the run's main loop and waits for its answer.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> RuntimeRequest,
+    ) -> anyhow::Result<T> {
+        let gone = || anyhow::anyhow!("the runtime is gone");
         let (reply, answer) = oneshot::channel();
         self.runtime
-            .send(RuntimeRequest::Restart {
-                node: node.to_owned(),
-                reply,
-            })
+            .send(request(reply))
             .await
-            .map_err(|_| anyhow::anyhow!("the runtime is gone"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the runtime is gone"))?
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 

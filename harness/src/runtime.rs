@@ -7,7 +7,9 @@ use leasehold_nemesis::{NodeFacts, Role};
 use leasehold_results::RunDir;
 
 use crate::docker::{ContainerPlan, DockerRuntime};
-use crate::local::{LocalRuntime, NodeSpec};
+use anyhow::{Context, bail};
+
+use crate::local::{LocalRuntime, NodeSpec, log_tail};
 
 pub enum Runtime {
     Local(LocalRuntime),
@@ -47,10 +49,43 @@ impl Runtime {
         }
     }
 
+    /// Waits until the node answers its health check; an error names the node,
+    /// says how it ended or what it did not answer, and quotes its log.
     pub async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
-        match self {
-            Runtime::Local(r) => r.wait_ready(name, limit).await,
-            Runtime::Docker(r) => r.wait_ready(name, limit).await,
+        let start = std::time::Instant::now();
+        let endpoint = match self {
+            Runtime::Local(r) => r.endpoint(name),
+            Runtime::Docker(r) => r.endpoint(name),
+        };
+        let (addr, log) = endpoint.context("no such node")?;
+        let url = format!("http://{addr}/v1/health");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        loop {
+            let exited = match self {
+                Runtime::Local(r) => r.exited(name)?,
+                Runtime::Docker(r) => r.exited(name).await?,
+            };
+            if let Some(status) = exited {
+                bail!(
+                    "node {name} exited ({status}) before it was ready; its log ends:\n{}",
+                    log_tail(&log, 10)
+                );
+            }
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
+                    log_tail(&log, 10)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

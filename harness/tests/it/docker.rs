@@ -24,20 +24,8 @@ fn docker_leftovers(run_id: &str) -> (Vec<String>, Vec<String>) {
 
 fn run_docker_example(name: &str, seed: u64) -> (i32, serde_json::Value) {
     let store = tempfile::tempdir().unwrap();
-    let out = leasehold()
-        .args([
-            "run",
-            "--no-progress",
-            "--seed",
-            &seed.to_string(),
-            "--store",
-        ])
-        .arg(store.path())
-        .arg(example(name))
-        .output()
-        .unwrap();
+    let (out, dir) = run_example_in(store.path(), name, seed, &[]);
     let code = out.status.code().unwrap();
-    let dir = run_dir_of(store.path());
     let results = read_json(&dir.join("results.json"));
     assert!(
         code < 3,

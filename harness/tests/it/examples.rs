@@ -5,18 +5,7 @@ use crate::*;
 
 fn run_example(name: &str, seed: u64) -> (i32, serde_json::Value, PathBuf, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
-    let out = leasehold()
-        .args([
-            "run",
-            "--no-progress",
-            "--seed",
-            &seed.to_string(),
-            "--store",
-        ])
-        .arg(store.path())
-        .arg(example(name))
-        .output()
-        .unwrap();
+    let (out, dir) = run_example_in(store.path(), name, seed, &[]);
     let code = out.status.code().expect("exited");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -24,7 +13,6 @@ fn run_example(name: &str, seed: u64) -> (i32, serde_json::Value, PathBuf, tempf
         "exit {code}\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dir = run_dir_of(store.path());
     let results = read_json(&dir.join("results.json"));
     // Everything a run promises is in its folder.
     for f in [

@@ -137,6 +137,30 @@ pub fn start_long_run(
         .unwrap()
 }
 
+/// Runs `leasehold run --no-progress --seed <seed> --store <store> <extra…> <example>`
+/// and returns what it printed and the run's folder.
+pub fn run_example_in(
+    store: &Path,
+    name: &str,
+    seed: u64,
+    extra: &[&str],
+) -> (std::process::Output, PathBuf) {
+    let out = leasehold()
+        .args([
+            "run",
+            "--no-progress",
+            "--seed",
+            &seed.to_string(),
+            "--store",
+        ])
+        .arg(store)
+        .args(extra)
+        .arg(example(name))
+        .output()
+        .unwrap();
+    (out, run_dir_of(store))
+}
+
 /// The folder of the newest run in `store`.
 pub fn run_dir_of(store: &Path) -> PathBuf {
     std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
