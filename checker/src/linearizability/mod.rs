@@ -230,6 +230,12 @@ fn analyse<M: Model>(
     }
 }
 
+/// How many threads a search may use, asked once per process.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Checks each partition against `model`, in parallel on
 /// min(partitions, available parallelism) threads; the analyses come back in the
 /// order of `partitions`. The deadline of `limits` is shared by all partitions;
@@ -246,9 +252,13 @@ where
 {
     let start = Instant::now();
     let deadline = limits.deadline.map(|d| start + d);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(partitions.len());
+    // One partition needs no threads, and asking the system how many cores
+    // there are (it reads cgroup files) costs more than a small search.
+    let workers = if partitions.len() <= 1 {
+        1
+    } else {
+        cores().min(partitions.len())
+    };
     let run = |p: &Partition<M::Input, M::Output>| {
         analyse(model, &p.key, &p.ops, &limits, deadline, Instant::now())
     };
