@@ -30,7 +30,6 @@ const REORDER_WINDOW: Duration = Duration::from_millis(50);
 pub struct Counters {
     pub events: AtomicU64,
     pub writes: AtomicU64,
-    pub faults: AtomicU64,
 }
 
 pub struct Collector {

@@ -427,9 +427,6 @@ async fn drive(
             Some(request) = request_rx.recv() => serve(runtime, request, &mut incarnations).await,
         }
     };
-    counters
-        .faults
-        .store(state.records.len() as u64, Ordering::Relaxed);
     runtime.resume_all();
     timings.run_ms = t_run.elapsed().as_millis() as u64;
 

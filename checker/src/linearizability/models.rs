@@ -57,10 +57,7 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for Register<V> {
         output: Option<&Option<V>>,
     ) -> Option<Option<V>> {
         match input {
-            RegisterOp::Read => match output {
-                Some(read) if read != state => None,
-                _ => Some(state.clone()),
-            },
+            RegisterOp::Read => read_step(state, output),
             RegisterOp::Write(v) => Some(Some(v.clone())),
         }
     }
@@ -80,6 +77,15 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for Register<V> {
 
     fn describe_state(&self, state: &Option<V>) -> String {
         show(state.as_ref())
+    }
+}
+
+/// A read of a register: legal when it returned what the register holds (or
+/// its result is unknown); it changes nothing.
+fn read_step<V: Clone + Eq>(state: &Option<V>, output: Option<&Option<V>>) -> Option<Option<V>> {
+    match output {
+        Some(read) if read != state => None,
+        _ => Some(state.clone()),
     }
 }
 
@@ -128,10 +134,7 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for CasRegister<V> {
         output: Option<&Option<V>>,
     ) -> Option<Option<V>> {
         match input {
-            CasOp::Read => match output {
-                Some(read) if read != state => None,
-                _ => Some(state.clone()),
-            },
+            CasOp::Read => read_step(state, output),
             CasOp::Write(v) => Some(Some(v.clone())),
             CasOp::Cas { expected, new } => {
                 (state.as_ref() == Some(expected)).then(|| Some(new.clone()))
