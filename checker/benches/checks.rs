@@ -229,16 +229,16 @@ fn checks(c: &mut Criterion) {
             linearizability: None,
         },
     );
-    assert_eq!(
-        checked.validity,
-        leasehold_checker::Validity::Valid,
-        "{:#?}",
-        checked
-            .checks
-            .iter()
-            .map(|c| &c.summary)
-            .collect::<Vec<_>>()
-    );
+    // The generated history has no final reads, so lost-write judges nothing
+    // (unknown); every other check must pass.
+    for c in &checked.checks {
+        let want = if c.name == "lost-write" {
+            leasehold_checker::Validity::Unknown
+        } else {
+            leasehold_checker::Validity::Valid
+        };
+        assert_eq!(c.validity, want, "{}: {}", c.name, c.summary);
+    }
     assert!(checked.checks[0].stats["stale_rejected"].as_u64().unwrap() > 0);
 
     let mut group = c.benchmark_group("checks-1M-ops");

@@ -12,18 +12,26 @@
 //! mark: two stores disagreeing is a question for the register's linearizability,
 //! not for fencing. With one storage node (entries naming none) this is per key.
 //!
-//! Rejected entries are not judged: refusing a write is always safe.
+//! Rejected entries are not judged: refusing a write is always safe. The
+//! report counts as judged the accepted entries it compared.
 //!
-//! The property is about the ledger only. Without one (`ledger: None`, e.g. a
-//! Jepsen history) there is nothing to check: the report is `valid` with summary
-//! "no ledger: not checked" and `stats.checked = false`, so it neither fails nor
-//! clouds a run whose other checks pass. O(n) in ledger entries.
+//! The property is about the ledger only: the history does not say which
+//! storage node decided a write, so it cannot tell one store's order from two
+//! stores' interleaving. Without a ledger (`ledger: None`, e.g. a Jepsen
+//! history) there is nothing to check, and a ledger without an accepted entry
+//! gives nothing to compare: either way the check judged nothing and is
+//! `unknown`, never `valid` (without a ledger `stats.checked = false`). O(n) in
+//! ledger entries.
 
 use std::collections::HashMap;
 
 use crate::check::CheckInput;
 use crate::ledger::{Decision, WriteOps};
-use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
+
+const UNIT: &str = "accepted writes";
 
 /// The fencing-order check (`fencing-order`); see the module documentation.
 pub fn check_fencing_order(input: CheckInput<'_>) -> CheckReport {
@@ -33,8 +41,9 @@ pub fn check_fencing_order(input: CheckInput<'_>) -> CheckReport {
         stats.insert("checked".to_owned(), false.into());
         return CheckReport {
             name,
-            validity: Validity::Valid,
-            summary: "no ledger: not checked".to_owned(),
+            validity: Validity::Unknown,
+            summary: judged_nothing("no ledger, so storage's decisions are not known"),
+            judged: Judged::new(0, UNIT),
             anomalies: Vec::new(),
             stats,
         };
@@ -83,7 +92,12 @@ pub fn check_fencing_order(input: CheckInput<'_>) -> CheckReport {
         .collect();
 
     let keys = highest.len();
-    let summary = if anomalies.is_empty() {
+    let summary = if accepted == 0 {
+        judged_nothing(format!(
+            "the ledger holds no accepted write ({})",
+            plural(ledger.len() as u64, "entry", "entries")
+        ))
+    } else if anomalies.is_empty() {
         format!(
             "{} to {}, all in fencing order",
             plural(accepted, "accepted write", "accepted writes"),
@@ -104,11 +118,12 @@ pub fn check_fencing_order(input: CheckInput<'_>) -> CheckReport {
     CheckReport {
         name,
         validity: if anomalies.is_empty() {
-            Validity::Valid
+            unless_vacuous(Validity::Valid, accepted)
         } else {
             Validity::Invalid
         },
         summary,
+        judged: Judged::new(accepted, UNIT),
         anomalies,
         stats,
     }
@@ -155,6 +170,11 @@ mod tests {
         );
         assert_eq!(report.stats["violations"], json!(2));
         assert_eq!(report.stats["keys"], json!(2));
+        assert_eq!(report.judged, Judged::new(6, UNIT));
+        assert_eq!(
+            report.summary,
+            "2 of 6 accepted writes came after a larger token"
+        );
     }
 
     #[test]
@@ -165,6 +185,11 @@ mod tests {
         assert_eq!(report.validity, Validity::Valid, "{:?}", report.anomalies);
         assert_eq!(report.stats["accepted"], json!(2));
         assert_eq!(report.stats["checked"], json!(true));
+        assert_eq!(report.judged, Judged::new(2, UNIT));
+        assert_eq!(
+            report.summary,
+            "2 accepted writes to 1 key, all in fencing order"
+        );
     }
 
     #[test]
@@ -184,8 +209,43 @@ mod tests {
         b.write(1, "k", 4, "b", 2, 3, EventType::Ok);
         let ops = b.ops();
         let report = check_fencing_order(input(&ops, &[], false));
-        assert_eq!(report.validity, Validity::Valid);
-        assert_eq!(report.summary, "no ledger: not checked");
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(
+            report.summary,
+            "judged nothing: no ledger, so storage's decisions are not known"
+        );
         assert_eq!(report.stats["checked"], json!(false));
+        assert!(report.judged_nothing());
+        assert_eq!(report.judged.unit, UNIT);
+    }
+
+    #[test]
+    fn a_ledger_without_accepted_writes_judges_nothing() {
+        let check = |b: &Builder| check_fencing_order(input(&[], &b.ledger, true));
+        let report = check(&Builder::new());
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(
+            report.summary,
+            "judged nothing: the ledger holds no accepted write (0 entries)"
+        );
+        assert_eq!(report.judged, Judged::new(0, UNIT));
+        // Refusals are not judged: refusing is always safe.
+        let mut b = Builder::new();
+        b.ledger(1, "k", 5, "a", "w1", Decision::Rejected);
+        let report = check(&b);
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(
+            report.summary,
+            "judged nothing: the ledger holds no accepted write (1 entry)"
+        );
+        // One accepted write is a verdict.
+        b.ledger(2, "k", 6, "b", "w2", Decision::Accepted);
+        let report = check(&b);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(report.judged, Judged::new(1, UNIT));
+        assert_eq!(
+            report.summary,
+            "1 accepted write to 1 key, all in fencing order"
+        );
     }
 }

@@ -29,9 +29,9 @@ pub use fencing_order::check_fencing_order;
 pub use history::{Event, EventType, History, HistoryError, Process, read_history};
 pub use ledger::{Decision, LedgerEntry, read_ledger};
 pub use linearizability::{
-    Analysis, CasOp, CasRegister, Counterexample, FencedMutex, Holder, LimitHit, Limits,
+    Analysis, CasOp, CasRegister, CasReply, Counterexample, FencedMutex, Holder, LimitHit, Limits,
     Linearizability, LockOp, LockState, Model, ModelKind, Mutex, MutexOp, Operation, Partition,
-    Register, RegisterOp, Stored, UnknownModel, check_leasehold_linearizability,
+    Register, RegisterOp, Stored, StrictCasRegister, UnknownModel, check_leasehold_linearizability,
     check_linearizability, check_operations, check_partitions, combine_analyses,
 };
 pub use lost_write::{check_lost_writes, check_lost_writes_with_fencing};
@@ -39,4 +39,4 @@ pub use mutual_exclusion::check_mutual_exclusion;
 pub use op::{Call, Op, Outcome};
 pub use stale_write::{StaleWriteStats, check_stale_writes, check_stale_writes_with_stats};
 pub use token_order::check_token_order;
-pub use verdict::{Anomaly, Certainty, CheckReport, Validity};
+pub use verdict::{Anomaly, Certainty, CheckReport, Judged, Validity};

@@ -47,10 +47,12 @@
 //! (the least the final read should have shown), how many were lost, the final
 //! read and every lost write as evidence.
 //!
-//! Without any `ok` final read there is nothing to compare with: the report is
-//! `valid` with summary "no final read: not checked" and `stats.checked = false`.
-//! Keys with acknowledged writes but no `ok` final read are counted as
-//! `keys_unread` and not judged. O(n log n).
+//! The report counts as judged the acknowledged writes the final reads had to
+//! reflect. Keys with acknowledged writes but no `ok` final read are counted as
+//! `keys_unread` and not judged. When nothing was judged (no `ok` final read at
+//! all, which also gives `stats.checked = false`, or no acknowledged write
+//! before the final read of its key) the check is `unknown`, never `valid`.
+//! O(n log n).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -58,7 +60,11 @@ use crate::check::CheckInput;
 use crate::history::Process;
 use crate::ledger::{Decision, LedgerEntry, WriteOps};
 use crate::op::{Call, Op, Outcome};
-use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
+
+const UNIT: &str = "acknowledged writes";
 
 /// How writes to a key supersede each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,14 +99,15 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
         stats.insert("checked".to_owned(), false.into());
         return CheckReport {
             name: "lost-write".to_owned(),
-            validity: Validity::Valid,
-            summary: "no final read: not checked".to_owned(),
+            validity: Validity::Unknown,
+            summary: judged_nothing("no final read"),
+            judged: Judged::new(0, UNIT),
             anomalies: Vec::new(),
             stats,
         };
     }
 
-    let mut judged = Judged::default();
+    let mut tally = Tally::default();
     let mut anomalies = match input.ledger {
         Some(ledger) => {
             let mode = match fencing {
@@ -109,7 +116,7 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
                 None if ledger.iter().any(|e| e.decision == Decision::Rejected) => Mode::Fenced,
                 None => Mode::Unfenced,
             };
-            with_ledger(input.ops, ledger, &finals, mode, &mut judged)
+            with_ledger(input.ops, ledger, &finals, mode, &mut tally)
         }
         None => {
             let mode = match fencing {
@@ -117,7 +124,7 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
                 Some(false) => Mode::Unfenced,
                 None => Mode::Either,
             };
-            without_ledger(input.ops, &finals, mode, &mut judged)
+            without_ledger(input.ops, &finals, mode, &mut tally)
         }
     };
     anomalies.sort_by(|a, b| key_of(a).cmp(key_of(b)));
@@ -129,11 +136,19 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
             _ => 0,
         })
         .sum();
-    let mut summary = if anomalies.is_empty() {
+    let mut summary = if tally.required == 0 {
+        let reads = match finals.len() {
+            1 => "read of 1 key".to_owned(),
+            n => format!("reads of {n} keys"),
+        };
+        judged_nothing(format!(
+            "the final {reads} had no acknowledged write to reflect"
+        ))
+    } else if anomalies.is_empty() {
         format!(
             "the final reads of {} reflect all {}",
             plural(finals.len() as u64, "key", "keys"),
-            plural(judged.required, "acknowledged write", "acknowledged writes"),
+            plural(tally.required, "acknowledged write", "acknowledged writes"),
         )
     } else {
         format!(
@@ -142,17 +157,17 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
             plural(anomalies.len() as u64, "key", "keys"),
         )
     };
-    if judged.keys_unread > 0 {
+    if tally.keys_unread > 0 {
         summary += &format!(
             "; {} written but not read at the end, not judged",
-            plural(judged.keys_unread, "key", "keys")
+            plural(tally.keys_unread, "key", "keys")
         );
     }
     let mut stats = serde_json::Map::new();
     stats.insert("checked".to_owned(), true.into());
     stats.insert("keys_read".to_owned(), finals.len().into());
-    stats.insert("keys_unread".to_owned(), judged.keys_unread.into());
-    stats.insert("writes_required".to_owned(), judged.required.into());
+    stats.insert("keys_unread".to_owned(), tally.keys_unread.into());
+    stats.insert("writes_required".to_owned(), tally.required.into());
     stats.insert("writes_lost".to_owned(), lost.into());
     stats.insert(
         "fencing".to_owned(),
@@ -164,18 +179,19 @@ pub fn check_lost_writes_with_fencing(input: CheckInput<'_>, fencing: Option<boo
     CheckReport {
         name: "lost-write".to_owned(),
         validity: if anomalies.is_empty() {
-            Validity::Valid
+            unless_vacuous(Validity::Valid, tally.required)
         } else {
             Validity::Invalid
         },
         summary,
+        judged: Judged::new(tally.required, UNIT),
         anomalies,
         stats,
     }
 }
 
 #[derive(Default)]
-struct Judged {
+struct Tally {
     /// Acknowledged writes the final reads had to reflect.
     required: u64,
     /// Keys with acknowledged writes but no ok final read.
@@ -204,7 +220,7 @@ fn with_ledger(
     ledger: &[LedgerEntry],
     finals: &BTreeMap<&str, &Op>,
     mode: Mode,
-    judged: &mut Judged,
+    tally: &mut Tally,
 ) -> Vec<Anomaly> {
     // Accepted entries per key, in ledger order.
     let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -222,7 +238,7 @@ fn with_ledger(
     let mut anomalies = Vec::new();
     for (key, positions) in &by_key {
         let Some(read) = finals.get(key) else {
-            judged.keys_unread += 1;
+            tally.keys_unread += 1;
             continue;
         };
         let read_done = read.complete_time.unwrap_or(u64::MAX);
@@ -231,7 +247,7 @@ fn with_ledger(
             .copied()
             .filter(|&p| ledger[p].time < read.invoke_time)
             .collect();
-        judged.required += required.len() as u64;
+        tally.required += required.len() as u64;
         let value = read_value(read);
         let shown = value.and_then(|(token, data)| {
             positions.iter().rev().copied().find(|&p| {
@@ -282,7 +298,7 @@ fn without_ledger(
     ops: &[Op],
     finals: &BTreeMap<&str, &Op>,
     mode: Mode,
-    judged: &mut Judged,
+    tally: &mut Tally,
 ) -> Vec<Anomaly> {
     // Writes that may have happened (ok or info), per key, as positions in `ops`.
     let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -313,7 +329,7 @@ fn without_ledger(
         let acknowledged = writes.iter().copied().filter(|&i| ops[i].is_ok());
         let Some(read) = finals.get(key) else {
             if acknowledged.count() > 0 {
-                judged.keys_unread += 1;
+                tally.keys_unread += 1;
             }
             continue;
         };
@@ -321,7 +337,7 @@ fn without_ledger(
         let required: Vec<usize> = acknowledged
             .filter(|&i| complete(i) < read.invoke_time)
             .collect();
-        judged.required += required.len() as u64;
+        tally.required += required.len() as u64;
         let value = read_value(read);
         // Of the writes that could have produced the value, the one that
         // supersedes most: the latest to take effect.
@@ -385,25 +401,6 @@ mod tests {
     use crate::history::EventType;
     use crate::test_support::{Builder, input};
 
-    /// The final read of `key` returning `(token, data)`, or nothing.
-    fn final_read(b: &mut Builder, time_ms: u64, key: &str, value: Option<(u64, &str)>) -> u64 {
-        let fin = || Process::Named("final".into());
-        let i = b.event(
-            fin(),
-            None,
-            time_ms,
-            EventType::Invoke,
-            "read",
-            json!({"key": key}),
-        );
-        let reply = match value {
-            Some((token, data)) => json!({"key": key, "token": token, "data": data}),
-            None => json!({"key": key}),
-        };
-        b.event(fin(), None, time_ms + 1, EventType::Ok, "read", reply);
-        i
-    }
-
     fn run(b: &Builder, with_ledger: bool, fencing: Option<bool>) -> CheckReport {
         let ops = b.ops();
         check_lost_writes_with_fencing(input(&ops, &b.ledger, with_ledger), fencing)
@@ -422,7 +419,7 @@ mod tests {
     #[test]
     fn a_write_missing_from_the_final_read_is_lost() {
         let mut b = two_writes();
-        let read = final_read(&mut b, 100, "k", Some((1, "w1-1"))); // 4
+        let read = b.final_read(100, "k", Some((1, "w1-1"))); // 4
         for (with_ledger, fencing) in [
             (true, None),
             (true, Some(false)),
@@ -460,7 +457,7 @@ mod tests {
 
         // An empty final read loses both.
         let mut b = two_writes();
-        final_read(&mut b, 100, "k", None);
+        b.final_read(100, "k", None);
         let report = run(&b, true, None);
         assert_eq!(report.validity, Validity::Invalid);
         assert!(matches!(
@@ -483,7 +480,7 @@ mod tests {
 
         // A value nobody wrote reflects nothing.
         let mut b = two_writes();
-        final_read(&mut b, 100, "k", Some((2, "garbage")));
+        b.final_read(100, "k", Some((2, "garbage")));
         assert_eq!(run(&b, true, None).validity, Validity::Invalid);
         assert_eq!(run(&b, false, None).validity, Validity::Invalid);
     }
@@ -491,7 +488,7 @@ mod tests {
     #[test]
     fn a_write_overwritten_by_a_later_token_is_not_lost() {
         let mut b = two_writes();
-        final_read(&mut b, 100, "k", Some((2, "w2-1")));
+        b.final_read(100, "k", Some((2, "w2-1")));
         for with_ledger in [true, false] {
             for fencing in [None, Some(true), Some(false)] {
                 let report = run(&b, with_ledger, fencing);
@@ -499,6 +496,7 @@ mod tests {
                 assert_eq!(report.stats["writes_required"], json!(2));
             }
         }
+        assert_eq!(run(&b, true, None).judged, Judged::new(2, UNIT));
         assert_eq!(
             run(&b, true, None).summary,
             "the final reads of 1 key reflect all 2 acknowledged writes"
@@ -511,7 +509,7 @@ mod tests {
         let mut b = two_writes();
         b.write(1, "k", 1, "w1-2", 20, 22, EventType::Ok); // 4
         b.ledger(21, "k", 1, "w1-2", "w1", Decision::Accepted);
-        final_read(&mut b, 100, "k", Some((2, "w2-1")));
+        b.final_read(100, "k", Some((2, "w2-1")));
         // Fenced: token 2 is the highest, the read is right.
         assert_eq!(run(&b, true, Some(true)).validity, Validity::Valid);
         assert_eq!(run(&b, false, Some(true)).validity, Validity::Valid);
@@ -535,7 +533,7 @@ mod tests {
     #[test]
     fn writes_acknowledged_during_or_after_the_final_read_need_not_show() {
         let mut b = two_writes();
-        final_read(&mut b, 100, "k", Some((2, "w2-1")));
+        b.final_read(100, "k", Some((2, "w2-1")));
         // Accepted while the read was in flight, and after it.
         b.write(3, "k", 3, "w3-1", 99, 101, EventType::Ok);
         b.ledger(100, "k", 3, "w3-1", "w3", Decision::Accepted);
@@ -554,31 +552,32 @@ mod tests {
         let mut b = Builder::new();
         b.write(1, "k", 1, "a", 0, 10, EventType::Ok);
         b.write(2, "k", 1, "b", 5, 7, EventType::Ok);
-        final_read(&mut b, 100, "k", Some((1, "a")));
+        b.final_read(100, "k", Some((1, "a")));
         assert_eq!(run(&b, false, Some(false)).validity, Validity::Valid);
         // An unknown write may have landed last as well.
         let mut b = Builder::new();
         b.write(1, "k", 1, "a", 0, 10, EventType::Ok);
         b.write(2, "k", 1, "b", 20, 30, EventType::Ok);
         b.write(3, "k", 1, "c", 5, 6, EventType::Info);
-        final_read(&mut b, 100, "k", Some((1, "c")));
+        b.final_read(100, "k", Some((1, "c")));
         assert_eq!(run(&b, false, Some(false)).validity, Validity::Valid);
         // But not one that failed.
         let mut b = Builder::new();
         b.write(1, "k", 1, "a", 0, 10, EventType::Ok);
         b.write(3, "k", 1, "c", 11, 12, EventType::Fail);
-        final_read(&mut b, 100, "k", Some((1, "c")));
+        b.final_read(100, "k", Some((1, "c")));
         assert_eq!(run(&b, false, Some(false)).validity, Validity::Invalid);
     }
 
     #[test]
-    fn without_a_final_read_nothing_is_checked() {
+    fn without_a_final_read_nothing_is_judged() {
         let b = two_writes();
         for with_ledger in [true, false] {
             let report = run(&b, with_ledger, None);
-            assert_eq!(report.validity, Validity::Valid);
-            assert_eq!(report.summary, "no final read: not checked");
+            assert_eq!(report.validity, Validity::Unknown);
+            assert_eq!(report.summary, "judged nothing: no final read");
             assert_eq!(report.stats["checked"], json!(false));
+            assert_eq!(report.judged, Judged::new(0, UNIT));
         }
         // A final read that failed is no final read.
         let mut b = two_writes();
@@ -599,22 +598,59 @@ mod tests {
             "read",
             json!({"key": "k"}),
         );
-        assert_eq!(run(&b, true, None).summary, "no final read: not checked");
+        assert_eq!(run(&b, true, None).summary, "judged nothing: no final read");
+        assert_eq!(run(&b, true, None).validity, Validity::Unknown);
         // Keys that were not read are counted, not judged.
         let mut b = two_writes();
         b.write(1, "other", 1, "x", 20, 21, EventType::Ok);
         b.ledger(20, "other", 1, "x", "w1", Decision::Accepted);
-        final_read(&mut b, 100, "k", Some((2, "w2-1")));
+        b.final_read(100, "k", Some((2, "w2-1")));
         for with_ledger in [true, false] {
             let report = run(&b, with_ledger, None);
             assert_eq!(report.validity, Validity::Valid);
             assert_eq!(report.stats["keys_unread"], json!(1));
+            assert_eq!(report.judged, Judged::new(2, UNIT));
             assert!(
                 report
                     .summary
                     .ends_with("; 1 key written but not read at the end, not judged"),
                 "{}",
                 report.summary
+            );
+        }
+    }
+
+    #[test]
+    fn final_reads_with_no_acknowledged_write_to_reflect_judge_nothing() {
+        // A key never written, read empty at the end.
+        let mut b = Builder::new();
+        b.final_read(100, "k", None);
+        for with_ledger in [true, false] {
+            let report = run(&b, with_ledger, None);
+            assert_eq!(report.validity, Validity::Unknown, "{with_ledger}");
+            assert_eq!(report.stats["checked"], json!(true));
+            assert_eq!(report.judged, Judged::new(0, UNIT));
+            assert_eq!(
+                report.summary,
+                "judged nothing: the final read of 1 key had no acknowledged write to reflect"
+            );
+        }
+        // Writes acknowledged only after the final reads were sent, to a key
+        // read, and one to a key not read at all.
+        let mut b = Builder::new();
+        b.final_read(100, "k", Some((1, "a")));
+        b.final_read(102, "j", None);
+        b.write(1, "k", 1, "a", 99, 150, EventType::Ok);
+        b.ledger(101, "k", 1, "a", "w1", Decision::Accepted);
+        b.write(2, "other", 1, "x", 20, 21, EventType::Ok);
+        b.ledger(20, "other", 1, "x", "w2", Decision::Accepted);
+        for with_ledger in [true, false] {
+            let report = run(&b, with_ledger, None);
+            assert_eq!(report.validity, Validity::Unknown, "{with_ledger}");
+            assert!(report.judged_nothing());
+            assert_eq!(
+                report.summary,
+                "judged nothing: the final reads of 2 keys had no acknowledged write to reflect; 1 key written but not read at the end, not judged"
             );
         }
     }

@@ -49,9 +49,14 @@
 //! **Verdict.** The check is invalid if the certain intervals of two different
 //! tokens of the same lock overlap (share a moment: intervals that only touch,
 //! one ending exactly when the next starts, are back to back and fine), valid
-//! otherwise; it never says unknown. Each pair of tokens is reported once, with
-//! the overlap and the history indexes of the acquires and renews whose replies
-//! vouched for both intervals.
+//! otherwise. Each pair of tokens is reported once, with the overlap and the
+//! history indexes of the acquires and renews whose replies vouched for both
+//! intervals.
+//!
+//! The report counts as judged the leases (`(lock, token)`s) with a certain
+//! interval. When there is none (no grant, or every grant answered after its
+//! lease ran out or naming no lease length) the check judged nothing and is
+//! `unknown`, never `valid`; that is the only way it says unknown.
 //!
 //! O(n log n): sort each token's pieces to merge them, then sort each lock's
 //! intervals by start and sweep, keeping the interval that reaches furthest.
@@ -60,7 +65,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::check::CheckInput;
 use crate::op::{Call, Op, Outcome};
-use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
 
 /// A part of a token's lease the service certainly vouched for.
 #[derive(Clone, Copy)]
@@ -179,6 +186,8 @@ pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
     }
     let mut by_lock: Vec<Vec<Interval>> = (0..lock_ids.len()).map(|_| Vec::new()).collect();
     let mut intervals = 0u64;
+    // Leases with at least one certain interval: what the sweep compares.
+    let mut judged = 0u64;
     for (l, lease) in leases.iter_mut().enumerate() {
         lease.releases.sort_unstable();
         let mut pieces: Vec<Piece> = lease
@@ -204,6 +213,7 @@ pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
             }
         }
         intervals += merged.len() as u64;
+        judged += u64::from(!merged.is_empty());
         by_lock[lease.lock].extend(merged.into_iter().map(|piece| Interval { lease: l, piece }));
     }
 
@@ -251,16 +261,28 @@ pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
     }
 
     let locks = lock_ids.len() as u64;
-    let summary = if anomalies.is_empty() {
+    let summary = if grants == 0 {
+        judged_nothing("no grant in the history")
+    } else if judged == 0 {
+        let none = match grants {
+            1 => "the grant vouched for no moment of its lease".to_owned(),
+            n => format!("none of the {n} grants vouched for a moment of its lease"),
+        };
+        judged_nothing(format!(
+            "{none} (answered after it ran out, or without a lease length)"
+        ))
+    } else if anomalies.is_empty() {
         format!(
-            "{} of {}: no two leases certainly held at once",
+            "{} of {}, {} vouched for: no two certainly held at once",
             plural(grants, "grant", "grants"),
             plural(locks, "lock", "locks"),
+            plural(judged, "lease", "leases"),
         )
     } else {
         format!(
-            "{} certainly held at the same time: the lock service broke mutual exclusion",
-            plural(anomalies.len() as u64, "pair of leases", "pairs of leases"),
+            "{} of {} certainly held at the same time: the lock service broke mutual exclusion",
+            plural(anomalies.len() as u64, "pair", "pairs"),
+            plural(judged, "lease", "leases"),
         )
     };
     let mut stats = serde_json::Map::new();
@@ -271,11 +293,12 @@ pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
     CheckReport {
         name: "mutual-exclusion".to_owned(),
         validity: if anomalies.is_empty() {
-            Validity::Valid
+            unless_vacuous(Validity::Valid, judged)
         } else {
             Validity::Invalid
         },
         summary,
+        judged: Judged::new(judged, "leases"),
         anomalies,
         stats,
     }
@@ -345,6 +368,11 @@ mod tests {
         );
         assert_eq!(report.stats["overlaps"], json!(1));
         assert!(report.anomalies[0].is_certain());
+        assert_eq!(report.judged, Judged::new(2, "leases"));
+        assert_eq!(
+            report.summary,
+            "1 pair of 2 leases certainly held at the same time: the lock service broke mutual exclusion"
+        );
     }
 
     #[test]
@@ -375,8 +403,9 @@ mod tests {
         assert_eq!(report.stats["grants"], json!(5));
         assert_eq!(
             report.summary,
-            "5 grants of 2 locks: no two leases certainly held at once"
+            "5 grants of 2 locks, 5 leases vouched for: no two certainly held at once"
         );
+        assert_eq!(report.judged, Judged::new(5, "leases"));
     }
 
     #[test]
@@ -431,5 +460,43 @@ mod tests {
             })
             .collect();
         assert_eq!(pairs, vec![(1, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn no_lease_certainly_held_is_unknown_not_valid() {
+        let report = run(&Builder::new());
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(report.judged, Judged::new(0, "leases"));
+        assert_eq!(report.summary, "judged nothing: no grant in the history");
+
+        // A grant answered after its lease ran out vouches for nothing, nor
+        // does one without a lease length.
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 100, 0, 150);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(report.stats["grants"], json!(1));
+        assert_eq!(
+            report.summary,
+            "judged nothing: the grant vouched for no moment of its lease (answered after it ran out, or without a lease length)"
+        );
+        b.invoke(2, 200, "acquire", json!({"lock": "L"}));
+        b.complete(2, 201, EventType::Ok, "acquire", json!({"token": 2}));
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Unknown);
+        assert!(report.judged_nothing());
+        assert!(
+            report
+                .summary
+                .starts_with("judged nothing: none of the 2 grants vouched for a moment"),
+            "{}",
+            report.summary
+        );
+
+        // One lease vouched for is a verdict.
+        b.acquire(3, "L", 3, 100, 300, 301);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(report.judged, Judged::new(1, "leases"));
     }
 }

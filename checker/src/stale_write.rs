@@ -54,9 +54,14 @@
 //! They are counted as `stale_rejected`.
 //!
 //! The check is invalid if any stale write is certain, unknown if some are only
-//! possible, valid otherwise. It runs in O(n log n): one pass for the leases, then
-//! one sweep over grants ordered by reply time, answering every write's "smallest
-//! later token granted before this moment" from a per-lock ordered map.
+//! possible, valid otherwise, except that it is unknown when it judged no
+//! accepted write at all (none was accepted, or none carries a token an ok
+//! acquire granted): a run without writes proves nothing about stale ones. The
+//! report counts as judged the accepted writes it judged.
+//!
+//! It runs in O(n log n): one pass for the leases, then one sweep over grants
+//! ordered by reply time, answering every write's "smallest later token
+//! granted before this moment" from a per-lock ordered map.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -64,7 +69,9 @@ use std::ops::Bound;
 use crate::check::CheckInput;
 use crate::ledger::{Decision, LedgerEntry, WriteOps};
 use crate::op::{Call, Op, Outcome};
-use crate::verdict::{Anomaly, Certainty, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, Certainty, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
 
 /// Counts gathered by the stale-write check (also put in the report's `stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +89,11 @@ pub struct StaleWriteStats {
 }
 
 impl StaleWriteStats {
+    /// Accepted writes judged: those whose token an ok acquire granted.
+    pub fn judged(&self) -> u64 {
+        self.writes_accepted - self.unjudged
+    }
+
     /// The counts as the report's `stats` map.
     pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
@@ -216,12 +228,13 @@ pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, Sta
     } else if stats.stale_possible > 0 {
         Validity::Unknown
     } else {
-        Validity::Valid
+        unless_vacuous(Validity::Valid, stats.judged())
     };
     let report = CheckReport {
         name: "stale-write".to_owned(),
         validity,
         summary: summary(&stats),
+        judged: Judged::new(stats.judged(), "accepted writes"),
         anomalies,
         stats: stats.to_map(),
     };
@@ -229,23 +242,36 @@ pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, Sta
 }
 
 fn summary(s: &StaleWriteStats) -> String {
+    let judged = plural(s.judged(), "accepted write", "accepted writes");
+    let rejected = plural(s.stale_rejected, "stale write", "stale writes");
     let mut line = if s.stale_accepted > 0 {
         format!(
-            "{} accepted ({} certain), {} rejected by fencing",
+            "{} among {judged} ({} certain), {} rejected by fencing",
             plural(s.stale_accepted, "stale write", "stale writes"),
             s.stale_accepted - s.stale_possible,
             s.stale_rejected
         )
+    } else if s.writes_accepted == 0 {
+        let mut why = judged_nothing("no write was accepted");
+        if s.stale_rejected > 0 {
+            why += &format!("; storage rejected {rejected}");
+        }
+        return why;
+    } else if s.judged() == 0 {
+        // Every accepted write is unjudged: say so once, not twice.
+        let what = match s.writes_accepted {
+            1 => "the token of the accepted write".to_owned(),
+            n => format!("the tokens of the {n} accepted writes"),
+        };
+        let mut why = judged_nothing(format!("no ok acquire granted {what}"));
+        if s.stale_rejected > 0 {
+            why += &format!("; storage rejected {rejected}");
+        }
+        return why;
     } else if s.stale_rejected > 0 {
-        format!(
-            "no stale write accepted; storage rejected {}",
-            plural(s.stale_rejected, "stale write", "stale writes")
-        )
+        format!("no stale write among {judged}; storage rejected {rejected}")
     } else {
-        format!(
-            "no stale write among {}",
-            plural(s.writes_accepted, "accepted write", "accepted writes")
-        )
+        format!("no stale write among {judged}")
     };
     if s.unjudged > 0 {
         line += &format!(
@@ -523,8 +549,9 @@ mod tests {
         );
         assert_eq!(
             report.summary,
-            "1 stale write accepted (1 certain), 0 rejected by fencing"
+            "1 stale write among 3 accepted writes (1 certain), 0 rejected by fencing"
         );
+        assert_eq!(report.judged, Judged::new(3, "accepted writes"));
         assert_eq!(report.stats["stale_accepted"], json!(1));
         assert!(
             report.anomalies[0]
@@ -565,12 +592,14 @@ mod tests {
         assert_eq!(stats.writes_accepted, 2);
         assert_eq!(
             report.summary,
-            "no stale write accepted; storage rejected 1 stale write"
+            "no stale write among 2 accepted writes; storage rejected 1 stale write"
         );
+        assert_eq!(report.judged, Judged::new(2, "accepted writes"));
         // Without the ledger, the failed write is the rejection.
         let (report, stats) = run(&seed_scenario(true), false);
         assert_eq!(report.validity, Validity::Valid);
         assert_eq!(stats.stale_rejected, 1);
+        assert_eq!(report.judged, Judged::new(2, "accepted writes"));
     }
 
     #[test]
@@ -600,7 +629,7 @@ mod tests {
         assert_eq!(ops, &[0, 2]);
         assert_eq!(
             report.summary,
-            "1 stale write accepted (0 certain), 0 rejected by fencing"
+            "1 stale write among 1 accepted write (0 certain), 0 rejected by fencing"
         );
     }
 
@@ -734,15 +763,65 @@ mod tests {
         b.complete(1, 5, EventType::Info, "acquire", json!({"token": 3}));
         b.write(2, "k", 3, "a", 10_000, 10_001, EventType::Ok);
         b.ledger(10_000, "k", 3, "a", "w2", crate::ledger::Decision::Accepted);
+        // The only accepted write was not judged: the check judged nothing.
         let (report, stats) = run(&b, true);
-        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(report.validity, Validity::Unknown);
         assert_eq!(stats.unjudged, 1);
         assert_eq!(report.stats["unjudged"], json!(1));
-        assert!(
-            report.summary.contains("1 write not judged"),
-            "{}",
-            report.summary
+        assert_eq!(report.judged, Judged::new(0, "accepted writes"));
+        assert!(report.judged_nothing());
+        assert_eq!(
+            report.summary,
+            "judged nothing: no ok acquire granted the token of the accepted write"
         );
+        b.write(2, "k", 3, "b", 10_002, 10_003, EventType::Ok);
+        b.ledger(10_002, "k", 3, "b", "w2", crate::ledger::Decision::Accepted);
+        assert_eq!(
+            run(&b, true).0.summary,
+            "judged nothing: no ok acquire granted the tokens of the 2 accepted writes"
+        );
+
+        // One judged write beside it is enough for a verdict.
+        b.acquire(3, "L", 4, 1000, 20_000, 20_001);
+        b.write(3, "k", 4, "c", 20_002, 20_003, EventType::Ok);
+        b.ledger(20_002, "k", 4, "c", "w3", crate::ledger::Decision::Accepted);
+        let (report, stats) = run(&b, true);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(stats.unjudged, 2);
+        assert_eq!(report.judged, Judged::new(1, "accepted writes"));
+        assert_eq!(
+            report.summary,
+            "no stale write among 1 accepted write; 2 writes not judged (token never granted ok)"
+        );
+    }
+
+    #[test]
+    fn no_accepted_write_is_unknown_not_valid() {
+        for with_ledger in [true, false] {
+            let (report, _) = run(&Builder::new(), with_ledger);
+            assert_eq!(report.validity, Validity::Unknown, "{with_ledger}");
+            assert_eq!(report.judged, Judged::new(0, "accepted writes"));
+            assert_eq!(report.summary, "judged nothing: no write was accepted");
+        }
+
+        // Grants, a write that timed out (not judged without a ledger) and a
+        // stale write storage turned away: still nothing accepted.
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 100, 0, 1);
+        b.write(1, "k", 1, "a", 10, 20, EventType::Info);
+        b.acquire(2, "L", 2, 100, 200, 201);
+        b.write(1, "k", 1, "late", 300, 302, EventType::Fail);
+        b.ledger(301, "k", 1, "late", "w1", crate::ledger::Decision::Rejected);
+        for with_ledger in [true, false] {
+            let (report, stats) = run(&b, with_ledger);
+            assert_eq!(report.validity, Validity::Unknown, "{with_ledger}");
+            assert_eq!(stats.stale_rejected, 1);
+            assert!(report.judged_nothing());
+            assert_eq!(
+                report.summary,
+                "judged nothing: no write was accepted; storage rejected 1 stale write"
+            );
+        }
     }
 
     #[test]

@@ -154,6 +154,27 @@ impl Builder {
         i
     }
 
+    /// The controller's final read of `key` (process `final`), sent at
+    /// `time_ms` and answered ok 1 ms later with `(token, data)`, or empty;
+    /// returns the invoke index.
+    pub fn final_read(&mut self, time_ms: u64, key: &str, value: Option<(u64, &str)>) -> u64 {
+        let fin = || Process::Named("final".into());
+        let i = self.event(
+            fin(),
+            None,
+            time_ms,
+            EventType::Invoke,
+            "read",
+            json!({ "key": key }),
+        );
+        let reply = match value {
+            Some((token, data)) => json!({ "key": key, "token": token, "data": data }),
+            None => json!({ "key": key }),
+        };
+        self.event(fin(), None, time_ms + 1, EventType::Ok, "read", reply);
+        i
+    }
+
     pub fn release(&mut self, p: u64, lock: &str, token: u64, t0: u64, t1: u64) -> u64 {
         let value = json!({ "lock": lock, "token": token });
         let i = self.invoke(p, t0, "release", value.clone());

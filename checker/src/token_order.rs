@@ -15,14 +15,18 @@
 //!   duplicate, reported as such and not also as non-monotonic.
 //!
 //! Acquires that failed or ended `info` granted no token we know of and are not
-//! judged. O(n log n): sort by reply time, sort by send time, and sweep keeping the
+//! judged. The report counts as judged the grants (ok acquires with a token);
+//! without any the check judged nothing and is `unknown`, never `valid`.
+//! O(n log n): sort by reply time, sort by send time, and sweep keeping the
 //! largest token completed so far.
 
 use std::collections::HashMap;
 
 use crate::check::CheckInput;
 use crate::op::{Call, Outcome};
-use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
 
 struct Grant {
     lock: usize,
@@ -133,7 +137,9 @@ pub fn check_token_order(input: CheckInput<'_>) -> CheckReport {
     }
 
     let locks = lock_ids.len();
-    let summary = if anomalies.is_empty() {
+    let summary = if n == 0 {
+        judged_nothing("no grant in the history")
+    } else if anomalies.is_empty() {
         format!(
             "{} of {}: tokens unique and increasing",
             plural(n as u64, "grant", "grants"),
@@ -155,11 +161,12 @@ pub fn check_token_order(input: CheckInput<'_>) -> CheckReport {
     CheckReport {
         name: "token-order".to_owned(),
         validity: if anomalies.is_empty() {
-            Validity::Valid
+            unless_vacuous(Validity::Valid, n as u64)
         } else {
             Validity::Invalid
         },
         summary,
+        judged: Judged::new(n as u64, "grants"),
         anomalies,
         stats,
     }
@@ -229,6 +236,35 @@ mod tests {
         assert_eq!(report.validity, Validity::Valid, "{:?}", report.anomalies);
         assert_eq!(report.stats["grants"], json!(3));
         assert_eq!(report.stats["locks"], json!(2));
+        assert_eq!(report.judged, Judged::new(3, "grants"));
+        assert_eq!(
+            report.summary,
+            "3 grants of 2 locks: tokens unique and increasing"
+        );
+    }
+
+    #[test]
+    fn no_grant_is_unknown_not_valid() {
+        let report = run(&Builder::new());
+        assert_eq!(report.validity, Validity::Unknown);
+        assert_eq!(report.judged, Judged::new(0, "grants"));
+        assert_eq!(report.summary, "judged nothing: no grant in the history");
+        // Acquires that failed or ended info granted nothing we know of, and a
+        // write is not a grant.
+        let mut b = Builder::new();
+        b.invoke(1, 0, "acquire", json!({"lock": "L"}));
+        b.complete(1, 1, EventType::Info, "acquire", json!({"token": 3}));
+        b.invoke(2, 2, "acquire", json!({"lock": "L"}));
+        b.complete(2, 3, EventType::Fail, "acquire", json!({"token": 4}));
+        b.write(3, "k", 3, "a", 4, 5, EventType::Ok);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Unknown);
+        assert!(report.judged_nothing());
+        // One grant is a verdict.
+        b.acquire(4, "L", 5, 1000, 10, 11);
+        let report = run(&b);
+        assert_eq!(report.validity, Validity::Valid);
+        assert_eq!(report.judged, Judged::new(1, "grants"));
     }
 
     #[test]

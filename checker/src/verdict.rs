@@ -303,6 +303,34 @@ impl Anomaly {
     }
 }
 
+/// How much a check judged: `count` of `unit`, e.g. 26 `accepted writes`.
+///
+/// A check that judged nothing (`count` 0) is unknown, never valid: a run in
+/// which nothing happened proves nothing. The default (`count` 0, `unit` empty)
+/// is what a report written before this record existed reads as: not recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Judged {
+    pub count: u64,
+    /// What was counted, a plural noun: `accepted writes`, `grants`, `leases`,
+    /// `acknowledged writes`, `ops`.
+    pub unit: String,
+}
+
+impl Judged {
+    pub fn new(count: u64, unit: &str) -> Self {
+        Judged {
+            count,
+            unit: unit.to_owned(),
+        }
+    }
+
+    /// Whether the check recorded what it judged (reports from before this
+    /// record did not).
+    pub fn is_recorded(&self) -> bool {
+        !self.unit.is_empty()
+    }
+}
+
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
@@ -311,14 +339,83 @@ pub struct CheckReport {
     pub validity: Validity,
     /// One line for the summary.
     pub summary: String,
+    /// How much the check judged; see [`CheckReport::judged_nothing`].
+    #[serde(default)]
+    pub judged: Judged,
     pub anomalies: Vec<Anomaly>,
     /// Counts the check gathered (e.g. `stale_rejected`), for reports.
     #[serde(default)]
     pub stats: serde_json::Map<String, serde_json::Value>,
 }
 
+impl CheckReport {
+    /// Whether the check recorded that it judged nothing, which makes it
+    /// unknown whatever else it says. False for a report that recorded nothing
+    /// (read from a results file older than [`Judged`]).
+    pub fn judged_nothing(&self) -> bool {
+        self.judged.is_recorded() && self.judged.count == 0
+    }
+}
+
+/// What a check that judged `judged` things and found `found` says: a check
+/// that judged nothing is unknown rather than valid.
+pub(crate) fn unless_vacuous(found: Validity, judged: u64) -> Validity {
+    if judged == 0 && found == Validity::Valid {
+        Validity::Unknown
+    } else {
+        found
+    }
+}
+
+/// The summary of a check that judged nothing: `judged nothing: {why}`.
+pub(crate) fn judged_nothing(why: impl std::fmt::Display) -> String {
+    format!("judged nothing: {why}")
+}
+
 /// `"1 stale write"`, `"3 stale writes"`: counts in summaries read as English.
 pub(crate) fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
     let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judging_nothing_is_unknown_never_valid() {
+        use Validity::*;
+        assert_eq!(unless_vacuous(Valid, 0), Unknown);
+        assert_eq!(unless_vacuous(Valid, 1), Valid);
+        // Another reason to be unknown, or a violation, stays as it is.
+        assert_eq!(unless_vacuous(Unknown, 0), Unknown);
+        assert_eq!(unless_vacuous(Invalid, 0), Invalid);
+        assert_eq!(unless_vacuous(Invalid, 3), Invalid);
+    }
+
+    #[test]
+    fn a_report_without_judged_reads_as_not_recorded() {
+        let report: CheckReport = serde_json::from_value(serde_json::json!({
+            "name": "token-order",
+            "validity": "valid",
+            "summary": "2 grants of 1 lock: tokens unique and increasing",
+            "anomalies": [],
+        }))
+        .unwrap();
+        assert_eq!(report.judged, Judged::default());
+        assert!(!report.judged.is_recorded());
+        assert!(!report.judged_nothing());
+
+        let recorded = CheckReport {
+            judged: Judged::new(0, "grants"),
+            ..report
+        };
+        assert!(recorded.judged_nothing());
+        let v = serde_json::to_value(&recorded).unwrap();
+        assert_eq!(
+            v["judged"],
+            serde_json::json!({"count": 0, "unit": "grants"})
+        );
+        assert_eq!(serde_json::from_value::<CheckReport>(v).unwrap(), recorded);
+    }
 }

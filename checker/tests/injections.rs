@@ -2,7 +2,9 @@
 //! concurrent busy acquires, pauses and `info` acquires and releases, see
 //! `common`) stays valid with correct final reads, and each kind of injected
 //! violation is found as exactly that violation: the set of failing checks and
-//! of anomaly kinds is exactly the expected one.
+//! of anomaly kinds is exactly the expected one. A check with nothing to judge
+//! (no accepted write, no ledger, no final read) is unknown, not failing, and
+//! the set of those is exactly the expected one too.
 //!
 //! Some injections legitimately fail a second check as well; each such case
 //! says why next to its expectation.
@@ -13,8 +15,8 @@ use std::collections::BTreeSet;
 
 use common::{Gen, Grant, MS, turn};
 use leasehold_checker::{
-    Anomaly, CheckInput, CheckOptions, Checked, Decision, EventType, History, Limits, Validity,
-    check_with,
+    Anomaly, CheckInput, CheckOptions, Checked, Decision, EventType, History, Limits, Process,
+    Validity, check_with,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -36,7 +38,7 @@ fn run(g: &Gen, with_ledger: bool) -> Checked {
 }
 
 /// (check name, anomaly kind) of every anomaly, and the names of the checks
-/// that did not pass.
+/// that did not pass though they judged something.
 fn failing(checked: &Checked) -> (BTreeSet<(String, String)>, BTreeSet<String>) {
     let anomalies = checked
         .checks
@@ -50,10 +52,47 @@ fn failing(checked: &Checked) -> (BTreeSet<(String, String)>, BTreeSet<String>) 
     let names = checked
         .checks
         .iter()
-        .filter(|c| c.validity != Validity::Valid)
+        .filter(|c| c.validity != Validity::Valid && !c.judged_nothing())
         .map(|c| c.name.clone())
         .collect();
     (anomalies, names)
+}
+
+/// The names of the checks that judged nothing; each must be unknown.
+fn vacuous(checked: &Checked) -> BTreeSet<String> {
+    checked
+        .checks
+        .iter()
+        .filter(|c| c.judged_nothing())
+        .inspect(|c| assert_eq!(c.validity, Validity::Unknown, "{c:#?}"))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// The checks that have nothing to judge in `g`: the write checks when no
+/// write was accepted (fencing-order only runs with a ledger), lost-write
+/// without final reads, and the storage search when there is neither a write
+/// nor a final read.
+fn nothing_to_judge(g: &Gen, with_ledger: bool) -> BTreeSet<String> {
+    let writes = g.ledger.iter().any(|e| e.decision == Decision::Accepted);
+    let final_reads = g
+        .events
+        .iter()
+        .any(|e| e.process == Process::Named("final".to_owned()));
+    let mut names = BTreeSet::new();
+    if !writes {
+        names.extend(["stale-write", "lost-write"]);
+        if with_ledger {
+            names.insert("fencing-order");
+        }
+    }
+    if !final_reads {
+        names.insert("lost-write");
+        if !writes {
+            names.insert("linearizability-storage");
+        }
+    }
+    names.into_iter().map(str::to_owned).collect()
 }
 
 fn expected(pairs: &[(&str, &str)]) -> (BTreeSet<(String, String)>, BTreeSet<String>) {
@@ -93,7 +132,15 @@ proptest! {
         g.final_reads();
         for with_ledger in [true, false] {
             let checked = run(&g, with_ledger);
-            prop_assert_eq!(checked.validity, Validity::Valid, "{:#?}", checked);
+            let nothing = nothing_to_judge(&g, with_ledger);
+            prop_assert_eq!(vacuous(&checked), nothing.clone(), "{:#?}", checked);
+            prop_assert_eq!(failing(&checked), expected(&[]), "{:#?}", checked);
+            prop_assert_eq!(
+                checked.validity,
+                if nothing.is_empty() { Validity::Valid } else { Validity::Unknown },
+                "{:#?}",
+                checked
+            );
         }
     }
 
@@ -113,6 +160,7 @@ proptest! {
         g.final_reads();
         let checked = run(&g, true);
         prop_assert_eq!(checked.validity, Validity::Invalid);
+        prop_assert_eq!(vacuous(&checked), nothing_to_judge(&g, true), "{:#?}", checked);
         // The lease-aware fenced mutex of linearizability-lock hands out strictly
         // increasing tokens, so no linearization grants `token` twice. No other
         // check objects: the lock was free (no two tokens overlap) and the
@@ -159,6 +207,7 @@ proptest! {
         g.final_reads();
         let checked = run(&g, true);
         prop_assert_eq!(checked.validity, Validity::Invalid);
+        prop_assert_eq!(vacuous(&checked), nothing_to_judge(&g, true), "{:#?}", checked);
         // linearizability-lock: the fenced mutex refuses a token not larger than
         // the last one granted (it is not a duplicate, so token-order reports it
         // as non-monotonic only).
@@ -217,6 +266,7 @@ proptest! {
         // No final read: what a store that broke fencing holds is not defined.
         let checked = run(&g, true);
         prop_assert_eq!(checked.validity, Validity::Invalid);
+        prop_assert_eq!(vacuous(&checked), nothing_to_judge(&g, true), "{:#?}", checked);
         prop_assert_eq!(
             failing(&checked),
             expected(&[("fencing-order", "fencing-order")]),
@@ -258,6 +308,7 @@ proptest! {
         g.final_reads();
         let checked = run(&g, true);
         prop_assert_eq!(checked.validity, Validity::Invalid);
+        prop_assert_eq!(vacuous(&checked), nothing_to_judge(&g, true), "{:#?}", checked);
         // linearizability-lock: the fenced mutex refuses an acquire answered
         // before the holder's lease deadline. Stale-write does not object: the
         // first holder wrote only before the second grant completed.
@@ -311,6 +362,7 @@ proptest! {
         for with_ledger in [true, false] {
             let checked = run(&g, with_ledger);
             prop_assert_eq!(checked.validity, Validity::Invalid);
+            prop_assert_eq!(vacuous(&checked), nothing_to_judge(&g, with_ledger), "{:#?}", checked);
             // linearizability-storage: every write to the key completed before
             // the final read was sent, so a register must return the last one.
             prop_assert_eq!(

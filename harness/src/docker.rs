@@ -559,6 +559,37 @@ fn signal_all(pid: i32, signal: Signal) {
     }
 }
 
+/// Host PIDs of every process in the running containers of `run_id`; empty
+/// when no engine answers.
+pub async fn run_container_pids(run_id: &str) -> Vec<i32> {
+    let Ok(docker) = connect().await else {
+        return Vec::new();
+    };
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_RUN}={run_id}")])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_or_default();
+    let mut pids = Vec::new();
+    for c in containers {
+        let Some(id) = c.id else { continue };
+        let pid = docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.pid)
+            .unwrap_or(0);
+        if pid > 0 {
+            pids.extend(container_pids(pid as i32));
+        }
+    }
+    pids
+}
+
 /// Removes containers and networks labelled by runs not in `live`, adding
 /// them to `cleaned`. A missing engine is not an error: nothing of ours is in
 /// it then.

@@ -1,12 +1,15 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match leasehold::cli::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
+            // A closed stderr must not turn an error into a panic.
+            let mut stderr = std::io::stderr();
+            let _ = writeln!(stderr, "error: {err}");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let _ = writeln!(stderr, "  caused by: {cause}");
             }
             ExitCode::from(leasehold::EXIT_RUN_FAILED)
         }

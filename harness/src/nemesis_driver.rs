@@ -181,6 +181,7 @@ impl Driver {
                             effective_ns: None,
                             end_ns: None,
                             note: Some(format!("skipped: {why}")),
+                            spec: Some(fault.spec),
                         });
                         next += 1;
                     }
@@ -243,6 +244,7 @@ impl Driver {
             effective_ns: None,
             end_ns: None,
             note: None,
+            spec: Some(fault.spec),
         };
         let heal_at = |at: u64| at + fault.duration.as_nanos() as u64;
         match fault.kind {

@@ -118,6 +118,37 @@ fn run_processes() -> Vec<(i32, String)> {
     out
 }
 
+/// Sends SIGCONT to every process of the run `run_id`: its node processes
+/// found by command line, and every process in the cgroup of each of its
+/// containers (a lock node from a foreign image carries no `--run-id`). The
+/// last resort of a controller that must exit at once; returns how many
+/// processes it signalled.
+pub async fn resume_run(run_id: &str) -> usize {
+    let resume = |pids: &mut dyn Iterator<Item = i32>| {
+        pids.filter(|&pid| {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGCONT,
+            )
+            .is_ok()
+        })
+        .count()
+    };
+    // The node processes first: asking the engine may take a while.
+    let mut resumed = resume(
+        &mut run_processes()
+            .into_iter()
+            .filter(|(_, id)| id == run_id)
+            .map(|(pid, _)| pid),
+    );
+    let docker = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        crate::docker::run_container_pids(run_id),
+    );
+    resumed += resume(&mut docker.await.unwrap_or_default().into_iter());
+    resumed
+}
+
 /// What a cleanup removed.
 #[derive(Debug, Default)]
 pub struct Cleaned {

@@ -29,6 +29,7 @@ use crate::nemesis_driver::{Driver, RuntimeRequest};
 use crate::netns::{self, NetnsNet};
 use crate::registry;
 use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
 
 /// How long a node may take to answer its health check.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -42,8 +43,8 @@ pub struct RunOptions {
     pub store: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
-    /// Cancelled on Ctrl-C.
-    pub cancel: CancellationToken,
+    /// Cancelled by Ctrl-C, SIGTERM, SIGHUP or SIGQUIT (see [`Shutdown`]).
+    pub shutdown: Shutdown,
 }
 
 /// A finished (or failed, or interrupted) run.
@@ -73,7 +74,7 @@ fn plan(
 ) -> anyhow::Result<Vec<NodeSpec>> {
     let addr = |name: &str, port: u16| -> anyhow::Result<SocketAddr> {
         Ok(match place.subnet {
-            Some(n) => SocketAddr::new(IpAddr::V4(n.host(octet_of(name))), port),
+            Some(n) => SocketAddr::new(IpAddr::V4(n.host(octet_of(config, name)?)), port),
             None if port == 0 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             None => free_loopback_port()?,
         })
@@ -210,8 +211,9 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         config_source,
         store,
         progress,
-        cancel,
+        shutdown,
     } = opts;
+    let cancel = shutdown.token();
     anyhow::ensure!(
         !config.has_partitions() || netns::is_root(),
         "{config_source}: nemesis: partitions need root (they add netfilter rules inside \
@@ -220,6 +222,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
+    shutdown.set_run_id(&run_id);
     let started = SystemTime::now();
     let cleaned = registry::cleanup_dead_runs().await;
     if !cleaned.is_empty() {
@@ -269,7 +272,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let events = collector.finish().await?;
     let ledger = merge_ledgers(&config, &run_dir);
     registry::unregister(&run_id);
-    timings.teardown_ms = t_teardown.elapsed().as_millis() as u64;
+    timings.teardown_ms = Timings::ms(t_teardown.elapsed());
 
     // Check what was recorded, even after an error or Ctrl-C.
     let t_check = Instant::now();
@@ -293,8 +296,8 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
             }),
         },
     );
-    timings.check_ms = t_check.elapsed().as_millis() as u64;
-    timings.total_ms = t_start.elapsed().as_millis() as u64;
+    timings.check_ms = Timings::ms(t_check.elapsed());
+    timings.total_ms = Timings::ms(t_start.elapsed());
 
     let error = match (&outcome, ledger_error) {
         (Err(e), _) => Some(format!("{e:#}")),
@@ -308,15 +311,18 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         started,
         config.runtime.to_string(),
     );
-    results.record_checks(checked, &events);
     results.interrupted = cancel.is_cancelled();
+    results.signal = shutdown.signal().map(|s| s as i32 as u8);
     results.error = error;
     results.timings = timings;
     results.nemesis = NemesisSummary {
+        asked: asked_faults(&config),
         schedule: fault_schedule.iter().map(schedule_record).collect(),
         faults: state.records,
     };
     results.nodes = state.nodes;
+    results.record_checks(checked, &events);
+    results.require_activity();
     run_dir
         .write_results(&results)
         .context("write results.json")?;
@@ -342,7 +348,35 @@ fn schedule_record(f: &ScheduledFault) -> ScheduledFaultRecord {
         f: f.kind.as_str().to_owned(),
         target: f.target.to_string(),
         duration_ms: f.duration.as_millis() as u64,
+        spec: Some(f.spec),
     }
+}
+
+/// The faults the config asks for, in the order of `ScheduledFault::spec`:
+/// generators, then timeline entries.
+fn asked_faults(config: &Config) -> Vec<String> {
+    let generators = config.nemesis.faults.iter().enumerate().map(|(i, f)| {
+        let mut s = format!(
+            "faults[{i}] ({} {} for {}",
+            f.fault.as_str(),
+            f.target,
+            f.duration
+        );
+        if let Some(every) = &f.every {
+            s += &format!(" every {every}");
+        }
+        s + ")"
+    });
+    let timeline = config.nemesis.timeline.iter().enumerate().map(|(i, e)| {
+        format!(
+            "timeline[{i}] ({} {} at {} for {})",
+            e.fault.as_str(),
+            e.target,
+            humantime::format_duration(e.at),
+            humantime::format_duration(e.duration)
+        )
+    });
+    generators.chain(timeline).collect()
 }
 
 /// Setup, workload, heal, final reads. Leaves the runtime in `state` for the
@@ -387,7 +421,7 @@ async fn drive(
         })
         .collect();
     let runtime = state.runtime.as_mut().expect("setup made the runtime");
-    timings.setup_ms = t_setup.elapsed().as_millis() as u64;
+    timings.setup_ms = Timings::ms(t_setup.elapsed());
 
     // Workload and nemesis.
     let t_run = Instant::now();
@@ -428,7 +462,7 @@ async fn drive(
         }
     };
     runtime.resume_all();
-    timings.run_ms = t_run.elapsed().as_millis() as u64;
+    timings.run_ms = Timings::ms(t_run.elapsed());
 
     // Workers finish the operation in flight, then stop.
     let workers = runtime.names(Role::Worker);
@@ -464,11 +498,11 @@ pub(crate) async fn setup(
     let (runtime, specs) = match config.runtime {
         RuntimeKind::Local => {
             let net = if netns::is_root() {
-                let octets: Vec<(String, u8)> = config
+                let octets = config
                     .node_names()
                     .iter()
-                    .map(|n| (n.clone(), octet_of(n)))
-                    .collect();
+                    .map(|n| Ok((n.clone(), octet_of(config, n)?)))
+                    .collect::<anyhow::Result<Vec<(String, u8)>>>()?;
                 Some(
                     NetnsNet::create(run_id, config.network.subnet, &octets)
                         .context("create the run's network")?,
@@ -587,18 +621,11 @@ async fn serve(
     }
 }
 
-/// Last octet of a node's address on the run's subnet.
-fn octet_of(name: &str) -> u8 {
-    let num = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<u8>().ok());
-    if let Some(i) = num("lock") {
-        10 + i
-    } else if let Some(i) = num("store") {
-        30 + i
-    } else if let Some(i) = num("w") {
-        100 + i
-    } else {
-        250
-    }
+/// Last octet of a node's address on the run's subnet (the config's layout).
+fn octet_of(config: &Config, name: &str) -> anyhow::Result<u8> {
+    config
+        .node_octet(name)
+        .with_context(|| format!("node {name} has no address on the run's subnet"))
 }
 
 /// Reads every key once everything is quiet, as the history's `final` process.

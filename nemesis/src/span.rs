@@ -17,6 +17,16 @@ impl Span {
         Span { min: d, max: d }
     }
 
+    /// The shortest duration [`Span::sample`] can draw: `min`, or `min` cut to
+    /// the millisecond when the span is a range.
+    pub fn shortest(&self) -> Duration {
+        if self.min.as_millis() >= self.max.as_millis() {
+            self.min
+        } else {
+            Duration::from_millis(self.min.as_millis() as u64)
+        }
+    }
+
     /// Draws a duration, to the millisecond.
     pub fn sample(&self, rng: &mut impl rand::Rng) -> Duration {
         use rand::RngExt;
@@ -90,5 +100,23 @@ mod tests {
         assert!("2s..1s".parse::<Span>().is_err());
         assert!("soon".parse::<Span>().is_err());
         assert_eq!(r.to_string(), "500ms..1s");
+    }
+
+    #[test]
+    fn nothing_drawn_is_shorter_than_the_shortest() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for text in ["1500us..3ms", "2500us", "1ns..1ms", "10ms..10ms"] {
+            let span: Span = text.parse().unwrap();
+            let least = (0..2000).map(|_| span.sample(&mut rng)).min().unwrap();
+            assert!(least >= span.shortest(), "{text}: drew {least:?}");
+            assert!(span.shortest() <= span.min, "{text}");
+        }
+        let span: Span = "1500us..3ms".parse().unwrap();
+        assert_eq!(
+            span.shortest(),
+            Duration::from_millis(1),
+            "a range draws whole ms"
+        );
     }
 }

@@ -23,7 +23,7 @@ pub fn render_junit(results: &Results) -> String {
     let run_error = run_error(results);
     let errors = usize::from(run_error.is_some());
     let tests = results.checks.len() + errors;
-    let time = format!("{:.3}", results.timings.total_ms as f64 / 1e3);
+    let time = format!("{:.3}", results.timings.total_ms.unwrap_or(0.0) / 1e3);
     let classname = format!("leasehold.{}", results.test);
 
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -155,6 +155,7 @@ mod tests {
         r.test = "fence<&>\"off\"".into();
         r.checks = vec![
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "stale-write".into(),
                 validity: Validity::Invalid,
                 summary: "2 stale writes <bad>".into(),
@@ -162,6 +163,7 @@ mod tests {
                 stats: Default::default(),
             },
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "token-order".into(),
                 validity: Validity::Valid,
                 summary: "ok".into(),

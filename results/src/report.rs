@@ -152,13 +152,7 @@ fn run_section(h: &mut String, r: &Results) {
         ("run id", esc(&r.run_id)),
         ("started", esc(&r.started_at)),
         ("runtime", esc(&r.runtime)),
-        (
-            "timings",
-            format!(
-                "total {} ms · setup {} ms · run {} ms · teardown {} ms · check {} ms",
-                t.total_ms, t.setup_ms, t.run_ms, t.teardown_ms, t.check_ms
-            ),
-        ),
+        ("timings", esc(&t.describe())),
         (
             "history",
             format!(
@@ -998,6 +992,7 @@ mod tests {
         r.counts.stale_accepted = 1;
         r.checks = vec![
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "stale-write".into(),
                 validity: Validity::Invalid,
                 summary: "1 of 3 accepted writes came from an expired holder".into(),
@@ -1005,6 +1000,7 @@ mod tests {
                 stats: Default::default(),
             },
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "fencing-order".into(),
                 validity: Validity::Invalid,
                 summary: "storage accepted 33 after 34".into(),
@@ -1069,6 +1065,7 @@ mod tests {
         r.counts.stale_rejected = 1;
         r.counts.writes_rejected = 1;
         r.checks = vec![CheckReport {
+            judged: leasehold_checker::Judged::new(1, "ops"),
             name: "stale-write".into(),
             validity: Validity::Valid,
             summary: "no stale write accepted".into(),

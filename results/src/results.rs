@@ -13,7 +13,7 @@ use crate::error::{Result, ResultsError};
 
 /// The version of the `results.json` schema this crate writes. Bump it when a
 /// field changes meaning or disappears; adding an optional field does not need it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema of `results.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,8 +26,13 @@ pub struct Results {
     /// The combined verdict of all checks. When the run failed before it could be
     /// checked this stays [`Validity::Unknown`]; `error` says why.
     pub verdict: Validity,
-    /// The run was stopped early (Ctrl-C); checks cover only the partial history.
+    /// The run was stopped early (Ctrl-C, SIGTERM, …); checks cover only the
+    /// partial history.
     pub interrupted: bool,
+    /// The number of the signal that stopped the run (2 SIGINT, 15 SIGTERM, 1
+    /// SIGHUP, 3 SIGQUIT); absent when it was not stopped by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<u8>,
     /// The run itself failed (bad config, setup error): not a verdict on the lock.
     pub error: Option<String>,
     /// The seed of the nemesis schedule and the workload: rerun with it to replay.
@@ -39,18 +44,80 @@ pub struct Results {
     pub timings: Timings,
     pub counts: Counts,
     pub checks: Vec<CheckReport>,
+    /// What a run needed to happen and did not (no lease granted, no write
+    /// accepted, a fault never injected): each makes a valid verdict unknown,
+    /// because a run in which nothing happened proves nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     pub nemesis: NemesisSummary,
     pub nodes: Vec<NodeSummary>,
 }
 
-/// How long each phase of the run took, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How long each phase took, in milliseconds with microsecond precision. A
+/// phase that did not happen is absent: a `leasehold check` has no setup, run or
+/// teardown, and a run parses no history file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    pub setup_ms: u64,
-    pub run_ms: u64,
-    pub teardown_ms: u64,
-    pub check_ms: u64,
-    pub total_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_ms: Option<f64>,
+    /// Reading and parsing the history (and ledger) of a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_ms: Option<f64>,
+    /// Writing results.json, report.html and junit.xml (a check rewrites
+    /// results.json once it knows this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+}
+
+impl Timings {
+    /// Milliseconds of `d`, to the microsecond.
+    pub fn ms(d: std::time::Duration) -> Option<f64> {
+        Some((d.as_micros() as f64) / 1e3)
+    }
+
+    /// `10.3 s total (setup 1.2 s, run 10.0 s, teardown 300 ms, check 45.2 ms)`:
+    /// only the phases that were timed.
+    pub fn describe(&self) -> String {
+        let phases: Vec<String> = [
+            ("setup", self.setup_ms),
+            ("run", self.run_ms),
+            ("teardown", self.teardown_ms),
+            ("parse", self.parse_ms),
+            ("check", self.check_ms),
+            ("write", self.write_ms),
+        ]
+        .into_iter()
+        .filter_map(|(name, ms)| ms.map(|ms| format!("{name} {}", duration_text(ms))))
+        .collect();
+        let total = match self.total_ms {
+            Some(ms) => format!("{} total", duration_text(ms)),
+            None => "not timed".to_owned(),
+        };
+        if phases.is_empty() {
+            total
+        } else {
+            format!("{total} ({})", phases.join(", "))
+        }
+    }
+}
+
+/// `0.214 ms`, `45.2 ms`, `10.3 s`: precise below a millisecond, short above.
+pub fn duration_text(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.3} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.1} s", ms / 1e3)
+    }
 }
 
 /// Headline numbers, so a dashboard need not re-read the history.
@@ -75,6 +142,10 @@ pub struct Counts {
 /// timing is only known once it is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NemesisSummary {
+    /// The faults the config asked for, one per generator and then one per
+    /// timeline entry; a fault's `spec` is its position here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<String>,
     pub schedule: Vec<ScheduledFault>,
     pub faults: Vec<FaultRecord>,
 }
@@ -89,6 +160,9 @@ pub struct ScheduledFault {
     /// Whom, as written in the config: `"holder"`, `"w2"`, `"minority"`, …
     pub target: String,
     pub duration_ms: u64,
+    /// Which of [`NemesisSummary::asked`] planned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<usize>,
 }
 
 /// One fault as it was applied. Times are nanoseconds since the run started, on
@@ -107,6 +181,9 @@ pub struct FaultRecord {
     /// When it was healed or resumed; `None` if that was not recorded.
     pub end_ns: Option<u64>,
     pub note: Option<String>,
+    /// Which of [`NemesisSummary::asked`] planned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<usize>,
 }
 
 /// One node of the run.
@@ -141,6 +218,7 @@ impl Results {
             run_id: run_id.into(),
             verdict: Validity::Unknown,
             interrupted: false,
+            signal: None,
             error: None,
             seed,
             started_at: rfc3339(started),
@@ -148,6 +226,7 @@ impl Results {
             timings: Timings::default(),
             counts: Counts::default(),
             checks: Vec::new(),
+            missing: Vec::new(),
             nemesis: NemesisSummary::default(),
             nodes: Vec::new(),
         }
@@ -161,18 +240,77 @@ impl Results {
         self.counts = Counts::tally(history, &self.checks);
     }
 
-    /// The process exit code of `leasehold run` / `leasehold check`: 0 valid,
-    /// 1 invalid, 2 unknown, 3 when the run itself failed, and 130 (the shell's
-    /// code for SIGINT) when it was interrupted, whatever the verdict, because a
-    /// partial history proves nothing about a clean run.
+    /// The process exit code of `leasehold run`: 0 valid, 1 invalid, 2 unknown,
+    /// 3 when the run itself failed, and 128 + n (the shell's code) when signal
+    /// n stopped it (130 for Ctrl-C), whatever the verdict, because a partial
+    /// history proves nothing about a clean run.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
-            130
-        } else if self.error.is_some() {
+            128 + self.signal.unwrap_or(2)
+        } else {
+            self.check_exit_code()
+        }
+    }
+
+    /// The exit code of `leasehold check` on these results: the verdict's (0,
+    /// 1, 2), or 3 when the run itself failed. A check that was not interrupted
+    /// says what it found, even of an interrupted run's partial history.
+    pub fn check_exit_code(&self) -> u8 {
+        if self.error.is_some() {
             3
         } else {
             self.verdict.exit_code()
         }
+    }
+
+    /// Judges whether the run did enough to be judged: the lock service granted
+    /// a lease, storage accepted a write, and each fault the config asked for
+    /// took effect at least once. What is missing goes to [`Results::missing`]
+    /// and turns a valid verdict into unknown (invalid stays invalid: its
+    /// evidence stands). Call it after [`Results::record_checks`] and once
+    /// `nemesis` is filled in; it is for runs, not for bare histories.
+    pub fn require_activity(&mut self) {
+        self.missing = self.missing_activity();
+        if !self.missing.is_empty() && self.verdict == Validity::Valid {
+            self.verdict = Validity::Unknown;
+        }
+    }
+
+    fn missing_activity(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.counts.acquires_ok == 0 {
+            missing.push("the lock service granted no lease".to_owned());
+        }
+        if self.counts.writes_accepted == 0 {
+            missing.push("storage accepted no write".to_owned());
+        }
+        for (i, asked) in self.nemesis.asked.iter().enumerate() {
+            let of_spec = |spec: Option<usize>| spec == Some(i);
+            if self
+                .nemesis
+                .faults
+                .iter()
+                .any(|f| of_spec(f.spec) && f.effective_ns.is_some())
+            {
+                continue;
+            }
+            let why = if !self.nemesis.schedule.iter().any(|f| of_spec(f.spec)) {
+                "the run is too short to schedule it".to_owned()
+            } else if let Some(note) = self
+                .nemesis
+                .faults
+                .iter()
+                .rev()
+                .filter(|f| of_spec(f.spec))
+                .find_map(|f| f.note.clone())
+            {
+                note
+            } else {
+                "the run ended before it was due".to_owned()
+            };
+            missing.push(format!("the fault {asked} was never injected ({why})"));
+        }
+        missing
     }
 
     /// Reads a `results.json`, refusing a newer schema rather than misreading it.
@@ -305,6 +443,10 @@ mod tests {
         r.interrupted = true;
         r.verdict = Validity::Invalid;
         assert_eq!(r.exit_code(), 130);
+        r.signal = Some(15);
+        assert_eq!(r.exit_code(), 143, "SIGTERM: 128 + 15");
+        r.error = None;
+        assert_eq!(r.check_exit_code(), 1, "a re-check exits with its verdict");
     }
 
     #[test]
@@ -314,10 +456,10 @@ mod tests {
         let json = r.to_json();
         assert_eq!(Results::from_json(&json).unwrap(), r);
 
-        let newer = json.replace("\"schema_version\": 1", "\"schema_version\": 2");
+        let newer = json.replace("\"schema_version\": 2", "\"schema_version\": 3");
         assert!(matches!(
             Results::from_json(&newer),
-            Err(ResultsError::SchemaVersion { found: 2, .. })
+            Err(ResultsError::SchemaVersion { found: 3, .. })
         ));
     }
 
@@ -346,6 +488,7 @@ mod tests {
         let checked = Checked {
             validity: Validity::Valid,
             checks: vec![CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "stale-write".into(),
                 validity: Validity::Valid,
                 summary: String::new(),
@@ -358,6 +501,82 @@ mod tests {
         assert_eq!(r.verdict, Validity::Valid);
         assert_eq!(r.counts.stale_rejected, 1);
         assert_eq!(r.check("stale-write").unwrap().name, "stale-write");
+    }
+
+    #[test]
+    fn a_run_in_which_nothing_happened_is_unknown_and_says_what_is_missing() {
+        use crate::test_support::sample_results;
+        // The sample's one pause took effect, but nothing was granted or written.
+        let mut r = sample_results(Validity::Valid);
+        r.require_activity();
+        assert_eq!(r.verdict, Validity::Unknown);
+        assert_eq!(
+            r.missing,
+            [
+                "the lock service granted no lease",
+                "storage accepted no write"
+            ]
+        );
+        assert!(r.headline().starts_with(
+            "UNKNOWN: not enough happened to judge: the lock service granted no lease; storage accepted no write"
+        ));
+        assert!(
+            r.summary(Path::new("d"))
+                .contains("missing: what the run needed")
+        );
+
+        // Evidence of a violation stands even when something is missing.
+        let mut r = sample_results(Validity::Invalid);
+        r.require_activity();
+        assert_eq!(r.verdict, Validity::Invalid);
+
+        // A busy run with every fault injected is left alone.
+        let mut r = sample_results(Validity::Valid);
+        r.counts.acquires_ok = 3;
+        r.counts.writes_accepted = 2;
+        r.require_activity();
+        assert_eq!((r.verdict, r.missing.len()), (Validity::Valid, 0));
+    }
+
+    #[test]
+    fn a_fault_the_config_asked_for_that_never_took_effect_is_missing() {
+        use crate::test_support::sample_results;
+        let mut r = sample_results(Validity::Valid);
+        r.counts.acquires_ok = 3;
+        r.counts.writes_accepted = 2;
+        r.nemesis
+            .asked
+            .push("timeline[0] (kill store1 at 60s for 1s)".into());
+        r.nemesis
+            .asked
+            .push("faults[1] (pause holder for 2s)".into());
+        // faults[1] was scheduled once and skipped; timeline[0] never scheduled.
+        r.nemesis.schedule.push(ScheduledFault {
+            at_ms: 2000,
+            f: "pause".into(),
+            target: "holder".into(),
+            duration_ms: 2000,
+            spec: Some(2),
+        });
+        r.nemesis.faults.push(FaultRecord {
+            f: "pause".into(),
+            target: "holder".into(),
+            nodes: vec![],
+            start_ns: 2_000_000_000,
+            effective_ns: None,
+            end_ns: None,
+            note: Some("skipped: no node matched holder within 1s".into()),
+            spec: Some(2),
+        });
+        r.require_activity();
+        assert_eq!(r.verdict, Validity::Unknown);
+        assert_eq!(
+            r.missing,
+            [
+                "the fault timeline[0] (kill store1 at 60s for 1s) was never injected (the run is too short to schedule it)",
+                "the fault faults[1] (pause holder for 2s) was never injected (skipped: no node matched holder within 1s)",
+            ]
+        );
     }
 
     #[test]

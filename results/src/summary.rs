@@ -44,12 +44,21 @@ impl Results {
                 "{}, no anomalies",
                 plural(self.checks.len() as u64, "check")
             ),
+            // What the run missed explains the checks that judged nothing.
+            Validity::Unknown if !self.missing.is_empty() => {
+                format!("not enough happened to judge: {}", self.missing.join("; "))
+            }
             _ if reasons.is_empty() => "no check decided".to_owned(),
             _ => reasons.join("; "),
         };
         let mut line = format!("{word}: {reason}");
         if self.interrupted {
-            line += " (interrupted: the history is partial)";
+            match self.signal.and_then(signal_name) {
+                Some(name) if name != "SIGINT" => {
+                    line += &format!(" (interrupted by {name}: the history is partial)")
+                }
+                _ => line += " (interrupted: the history is partial)",
+            }
         }
         line
     }
@@ -63,21 +72,19 @@ impl Results {
         let _ = writeln!(s, "seed:    {}", self.seed);
         let _ = writeln!(s, "run:     {}", run_dir.display());
         let _ = writeln!(s, "report:  {}", run_dir.join("report.html").display());
-        let t = &self.timings;
-        let _ = writeln!(
-            s,
-            "time:    {} total (setup {}, run {}, teardown {}, check {})",
-            secs(t.total_ms),
-            secs(t.setup_ms),
-            secs(t.run_ms),
-            secs(t.teardown_ms),
-            secs(t.check_ms)
-        );
+        let _ = writeln!(s, "time:    {}", self.timings.describe());
 
         if self.nemesis.faults.is_empty() {
             let planned = self.nemesis.schedule.len();
-            if planned == 0 {
+            let asked = self.nemesis.asked.len();
+            if planned == 0 && asked == 0 {
                 let _ = writeln!(s, "nemesis: no faults");
+            } else if planned == 0 {
+                let _ = writeln!(
+                    s,
+                    "nemesis: no faults injected ({} asked, none scheduled)",
+                    plural(asked as u64, "fault")
+                );
             } else {
                 let _ = writeln!(
                     s,
@@ -89,6 +96,12 @@ impl Results {
             let _ = writeln!(s, "nemesis:");
             for fault in &self.nemesis.faults {
                 let _ = writeln!(s, "  {}", fault_line(fault));
+            }
+        }
+        if !self.missing.is_empty() {
+            let _ = writeln!(s, "missing: what the run needed and did not see");
+            for m in &self.missing {
+                let _ = writeln!(s, "  - {m}");
             }
         }
 
@@ -129,6 +142,17 @@ impl Results {
     }
 }
 
+/// The name of the signals that stop a run.
+fn signal_name(n: u8) -> Option<&'static str> {
+    Some(match n {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
 /// `1500.0 ms  pause holder -> w1 for 3000.0 ms`.
 pub(crate) fn fault_line(fault: &FaultRecord) -> String {
     let nodes = fault.nodes.join(", ");
@@ -156,14 +180,6 @@ pub(crate) fn ms(ns: u64) -> String {
 }
 
 /// `45 ms`, `11.5 s`: short phases stay readable.
-fn secs(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1e3)
-    }
-}
-
 /// `1 stale write`, `2 stale writes`.
 pub(crate) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
@@ -205,6 +221,7 @@ mod tests {
         };
         r.checks = vec![
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "stale-write".into(),
                 validity: Validity::Invalid,
                 summary: "2 of 20 accepted writes came from expired holders".into(),
@@ -212,6 +229,7 @@ mod tests {
                 stats: Default::default(),
             },
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "fencing-order".into(),
                 validity: Validity::Invalid,
                 summary: "1 write accepted out of token order".into(),
@@ -225,6 +243,7 @@ mod tests {
                 stats: Default::default(),
             },
             CheckReport {
+                judged: leasehold_checker::Judged::new(1, "ops"),
                 name: "token-order".into(),
                 validity: Validity::Valid,
                 summary: "10 grants, tokens increase".into(),
@@ -241,6 +260,7 @@ mod tests {
         r.counts.stale_rejected = 2;
         r.counts.writes_rejected = 2;
         r.checks = vec![CheckReport {
+            judged: leasehold_checker::Judged::new(1, "ops"),
             name: "stale-write".into(),
             validity: Validity::Valid,
             summary: "no accepted write came from an expired holder".into(),
@@ -261,6 +281,7 @@ mod tests {
         r.interrupted = true;
         r.counts.stale_accepted = 1;
         r.checks = vec![CheckReport {
+            judged: leasehold_checker::Judged::new(1, "ops"),
             name: "stale-write".into(),
             validity: Validity::Invalid,
             summary: "1 stale write".into(),

@@ -40,11 +40,12 @@ pub(crate) fn sample_results(verdict: Validity) -> Results {
     );
     r.verdict = verdict;
     r.timings = Timings {
-        setup_ms: 1200,
-        run_ms: 10_000,
-        teardown_ms: 300,
-        check_ms: 45,
-        total_ms: 11_545,
+        setup_ms: Some(1200.0),
+        run_ms: Some(10_000.0),
+        teardown_ms: Some(300.0),
+        check_ms: Some(45.25),
+        total_ms: Some(11_545.25),
+        ..Timings::default()
     };
     r.nemesis.schedule = vec![
         ScheduledFault {
@@ -52,12 +53,14 @@ pub(crate) fn sample_results(verdict: Validity) -> Results {
             f: "pause".into(),
             target: "holder".into(),
             duration_ms: 3000,
+            spec: Some(0),
         },
         ScheduledFault {
             at_ms: 6000,
             f: "pause".into(),
             target: "holder".into(),
             duration_ms: 3000,
+            spec: Some(0),
         },
     ];
     r.nemesis.faults = vec![FaultRecord {
@@ -68,7 +71,9 @@ pub(crate) fn sample_results(verdict: Validity) -> Results {
         effective_ns: Some(500 * MS + 85_000),
         end_ns: Some(3500 * MS),
         note: None,
+        spec: Some(0),
     }];
+    r.nemesis.asked = vec!["pause holder for 3s every 5500ms".into()];
     r
 }
 

@@ -13,7 +13,9 @@
 //!   with value null (one lock) or `{lock}`; tokens, when a lock hands them out,
 //!   as the `ok` value of `acquire` (a number, or `{token}`).
 //!
-//! Everywhere: `fail` operations are left out (they certainly did not happen);
+//! Everywhere: `fail` operations are left out (they certainly did not happen),
+//! except a failed `cas` for the strict cas register, which is kept with the
+//! output [`CasReply::CompareFailed`] and its interval up to the `fail` event;
 //! `info` ones, and invocations never completed, get an unknown output;
 //! operations of other functions are ignored, and the nemesis is not a client.
 
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::models::{CasOp, LockOp, MutexOp, RegisterOp, Stored};
+use super::models::{CasOp, CasReply, LockOp, MutexOp, RegisterOp, Stored};
 use super::{Operation, Partition};
 use crate::history::{Event, EventType, Process};
 use crate::op::{Call, Op, Outcome};
@@ -283,6 +285,7 @@ pub(crate) struct Paired<'a> {
     pub invoke: &'a Event,
     pub done: Option<&'a Event>,
     pub call: u64,
+    /// When it completed `ok` or `fail`; `u64::MAX` otherwise.
     pub ret: u64,
 }
 
@@ -351,7 +354,9 @@ pub(crate) fn pair(events: &[Event], clock: Clock) -> Vec<Paired<'_>> {
             });
         } else if let Some(i) = open.remove(&e.process) {
             out[i].done = Some(e);
-            out[i].ret = if e.kind == EventType::Ok {
+            // A failed op has an end too: only the strict cas register keeps
+            // failed ops (its cas), and it needs their interval.
+            out[i].ret = if e.kind == EventType::Ok || e.kind == EventType::Fail {
                 at(pos, e)
             } else {
                 u64::MAX
@@ -413,28 +418,60 @@ fn jepsen_register(p: &Paired<'_>) -> Result<(String, CasOp<Value>, Option<Value
 }
 
 /// Registers (`cas: false`: cas is not an operation of the model, and a history
-/// with one cannot be read) and cas registers, per key.
+/// with one cannot be read) and cas registers, per key; every `fail` is left
+/// out.
 pub(crate) fn jepsen_registers(
     events: &[Event],
     cas: bool,
 ) -> Converted<CasOp<Value>, Option<Value>> {
+    registers(events, cas, |read| read, None)
+}
+
+/// Strict cas registers, per key: as [`jepsen_registers`] with cas, but a
+/// failed cas is kept, with the output [`CasReply::CompareFailed`]. One that
+/// cannot be read is unreadable (its observation is lost), not left out.
+pub(crate) fn jepsen_strict_cas_registers(
+    events: &[Event],
+) -> Converted<CasOp<Value>, CasReply<Value>> {
+    registers(events, true, CasReply::Done, Some(CasReply::CompareFailed))
+}
+
+/// The register converters: `done` makes the output of an `ok` op from the
+/// value it read (`None` but for reads); `failed_cas` is the output of a cas
+/// that ended `fail`, or `None` to leave it out like every other `fail`.
+fn registers<O: Clone>(
+    events: &[Event],
+    cas: bool,
+    done: impl Fn(Option<Value>) -> O,
+    failed_cas: Option<O>,
+) -> Converted<CasOp<Value>, O> {
     let mut s = Sorter::new();
     for p in pair(events, Clock::choose(events)) {
-        if !matches!(p.invoke.f.as_str(), "read" | "write" | "cas") {
+        let f = p.invoke.f.as_str();
+        if !matches!(f, "read" | "write" | "cas") {
             s.out.ignored += 1;
             continue;
         }
         let kind = p.kind();
-        if kind == EventType::Fail {
-            s.out.failed += 1;
-            continue;
-        }
+        let failed = match &failed_cas {
+            Some(output) if kind == EventType::Fail && f == "cas" => Some(output.clone()),
+            _ if kind == EventType::Fail => {
+                s.out.failed += 1;
+                continue;
+            }
+            _ => None,
+        };
         let parsed = jepsen_register(&p)
             .ok()
             .filter(|(_, op, _)| cas || !matches!(op, CasOp::Cas { .. }));
         let Some((key, input, read)) = parsed else {
             s.out.unreadable.push(p.invoke.index);
             continue;
+        };
+        let output = match kind {
+            EventType::Ok => Some(done(read)),
+            EventType::Fail => failed,
+            _ => None,
         };
         s.push(
             key,
@@ -444,7 +481,7 @@ pub(crate) fn jepsen_registers(
                 call: p.call,
                 ret: p.ret,
                 input,
-                output: (kind == EventType::Ok).then_some(read),
+                output,
             },
         );
     }

@@ -27,7 +27,8 @@
 //! - `ok` operations happened: their output is known and they must be
 //!   linearized between invocation and completion.
 //! - `fail` operations certainly did not happen: the converters leave them out
-//!   before the search.
+//!   before the search, except a failed cas under `cas-register-strict`, kept
+//!   as a read of a value other than the expected one.
 //! - `info` operations, and those never completed, *may* have happened at any
 //!   moment after their invocation: their output is `None`, their `ret` is
 //!   ignored, and the search may linearize them anywhere after their invocation
@@ -56,7 +57,9 @@
 //! [`check_linearizability`] reads leasehold's own events or Jepsen-style ones
 //! (as the EDN reader converts them) under a [`ModelKind`];
 //! [`check_leasehold_linearizability`] checks leasehold's storage registers and
-//! locks from paired operations.
+//! locks from paired operations. Their reports count as judged the operations
+//! searched; one that searched nothing (no operation, or none known to have
+//! happened) is unknown, never valid.
 
 mod convert;
 mod model;
@@ -74,8 +77,8 @@ use crate::verdict::Validity;
 
 pub use model::Model;
 pub use models::{
-    CasOp, CasRegister, FencedMutex, Holder, LockOp, LockState, Mutex, MutexOp, Register,
-    RegisterOp, Stored,
+    CasOp, CasRegister, CasReply, FencedMutex, Holder, LockOp, LockState, Mutex, MutexOp, Register,
+    RegisterOp, Stored, StrictCasRegister,
 };
 pub use report::{ModelKind, UnknownModel, check_leasehold_linearizability, check_linearizability};
 

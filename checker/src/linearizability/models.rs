@@ -1,4 +1,24 @@
 //! The models: registers, a plain mutex, and a fenced, lease-aware mutex.
+//!
+//! # Which cas register
+//!
+//! A cas that completed `fail` can be read two ways, and the two registers
+//! differ only there:
+//!
+//! - [`CasRegister`] (`cas-register`, Knossos's reading) leaves it out: it
+//!   certainly changed nothing, and it says nothing more. Use it when a failed
+//!   cas may also mean "not applied for another reason" (a conflict, a lost
+//!   lease, a refused request) and not only "the value was not `expected`".
+//! - [`StrictCasRegister`] (`cas-register-strict`, Porcupine's reading) keeps
+//!   it as an observation: the comparison failed, so it must be linearized
+//!   within its interval at a point where the register did not hold
+//!   `expected`. Use it when a failed cas means exactly "compare failed", as
+//!   with an etcd transaction whose compare did not hold, and for Jepsen etcd
+//!   histories read the way Porcupine checks them.
+//!
+//! Every history valid under the strict register is valid under the lenient
+//! one; the strict one also catches a cas that failed although the register
+//! held `expected` all through the cas's interval.
 
 use std::fmt;
 use std::hash::Hash;
@@ -95,7 +115,9 @@ fn read_step<V: Clone + Eq>(state: &Option<V>, output: Option<&Option<V>>) -> Op
 /// State `Option<V>`; the output of a read is the value it returned (`None`:
 /// empty) and is ignored otherwise. Give a cas that completed `ok` with any
 /// output (`Some(None)` will do): it succeeded. A cas that reported it did not
-/// apply certainly changed nothing: leave it out, as a `fail`.
+/// apply certainly changed nothing: leave it out, as a `fail`
+/// (the strict cas register, `cas-register-strict`, keeps it as an
+/// observation instead).
 pub struct CasRegister<V = serde_json::Value>(PhantomData<fn() -> V>);
 
 /// A cas-register operation.
@@ -157,6 +179,91 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for CasRegister<V> {
             (CasOp::Read, None) => "read -> ?".to_owned(),
             (CasOp::Write(v), _) => format!("write {v}{unknown}"),
             (CasOp::Cas { expected, new }, _) => format!("cas {expected} -> {new}{unknown}"),
+        }
+    }
+
+    fn describe_state(&self, state: &Option<V>) -> String {
+        show(state.as_ref())
+    }
+}
+
+/// A compare-and-set register that takes a failed cas at its word: the
+/// register did not hold `expected` when it took effect.
+///
+/// State `Option<V>` and inputs [`CasOp`] as in [`CasRegister`]; outputs are
+/// [`CasReply`]s. Reads, writes, cas that applied and operations whose outcome
+/// is unknown behave exactly as in [`CasRegister`]. A cas whose reply is
+/// [`CasReply::CompareFailed`] is legal only where the register does not hold
+/// `expected` (an empty register holds nothing), and changes nothing. See the
+/// module documentation for when to use which.
+pub struct StrictCasRegister<V = serde_json::Value>(PhantomData<fn() -> V>);
+
+/// What an operation of a [`StrictCasRegister`] got back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CasReply<V> {
+    /// It took effect: a read with the value it returned (`None`: empty), a
+    /// write, or a cas that applied (for those the value is ignored:
+    /// `Done(None)` will do).
+    Done(Option<V>),
+    /// A cas reported that the register did not hold `expected`: it took
+    /// effect as a read of some other value. Only a cas can get this reply;
+    /// a read or a write with it can never be linearized.
+    CompareFailed,
+}
+
+impl<V> StrictCasRegister<V> {
+    pub fn new() -> Self {
+        StrictCasRegister(PhantomData)
+    }
+}
+
+impl<V> Default for StrictCasRegister<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Clone + Eq + Hash + fmt::Display> Model for StrictCasRegister<V> {
+    type State = Option<V>;
+    type Input = CasOp<V>;
+    type Output = CasReply<V>;
+
+    fn init(&self) -> Option<V> {
+        None
+    }
+
+    fn step(
+        &self,
+        state: &Option<V>,
+        input: &CasOp<V>,
+        output: Option<&CasReply<V>>,
+    ) -> Option<Option<V>> {
+        match (input, output) {
+            (CasOp::Cas { expected, .. }, Some(CasReply::CompareFailed)) => {
+                (state.as_ref() != Some(expected)).then(|| state.clone())
+            }
+            (_, Some(CasReply::CompareFailed)) => None,
+            // Everything else is the lenient register's business.
+            (_, Some(CasReply::Done(read))) => CasRegister::new().step(state, input, Some(read)),
+            (_, None) => CasRegister::new().step(state, input, None),
+        }
+    }
+
+    fn is_read_only(&self, input: &CasOp<V>) -> bool {
+        matches!(input, CasOp::Read)
+    }
+
+    fn describe_op(&self, input: &CasOp<V>, output: Option<&CasReply<V>>) -> String {
+        match (input, output) {
+            (CasOp::Cas { expected, new }, Some(CasReply::CompareFailed)) => {
+                format!("cas {expected} -> {new} failed (the value was not {expected})")
+            }
+            (CasOp::Read, Some(CasReply::CompareFailed)) => "read -> compare failed".to_owned(),
+            (CasOp::Write(v), Some(CasReply::CompareFailed)) => {
+                format!("write {v} -> compare failed")
+            }
+            (_, Some(CasReply::Done(read))) => CasRegister::new().describe_op(input, Some(read)),
+            (_, None) => CasRegister::new().describe_op(input, None),
         }
     }
 
@@ -518,6 +625,48 @@ mod tests {
             m.describe_op(&cas(1, 2), None),
             "cas 1 -> 2 (unknown outcome)"
         );
+    }
+
+    #[test]
+    fn strict_cas_takes_a_failed_compare_as_a_read_of_another_value() {
+        let m = StrictCasRegister::<i64>::new();
+        let cas = |expected, new| CasOp::Cas { expected, new };
+        let failed = Some(&CasReply::CompareFailed);
+        // It cannot have failed while the register held 1, nor changed it.
+        assert_eq!(m.step(&Some(1), &cas(1, 2), failed), None);
+        assert_eq!(m.step(&Some(3), &cas(1, 2), failed), Some(Some(3)));
+        assert_eq!(m.step(&None, &cas(1, 2), failed), Some(None));
+        // Only a cas compares.
+        assert_eq!(m.step(&Some(1), &CasOp::Read, failed), None);
+        assert_eq!(m.step(&Some(1), &CasOp::Write(2), failed), None);
+        // The rest is the lenient register.
+        let lenient = CasRegister::<i64>::new();
+        let done = |v| CasReply::Done(v);
+        for state in [None, Some(1), Some(2)] {
+            for input in [CasOp::Read, CasOp::Write(2), cas(1, 2), cas(2, 1)] {
+                for read in [None, Some(1), Some(2)] {
+                    assert_eq!(
+                        m.step(&state, &input, Some(&done(read))),
+                        lenient.step(&state, &input, Some(&read)),
+                        "{state:?} {input:?} {read:?}"
+                    );
+                }
+                assert_eq!(
+                    m.step(&state, &input, None),
+                    lenient.step(&state, &input, None)
+                );
+            }
+        }
+        assert_eq!(
+            m.describe_op(&cas(1, 2), failed),
+            "cas 1 -> 2 failed (the value was not 1)"
+        );
+        assert_eq!(m.describe_op(&cas(1, 2), Some(&done(None))), "cas 1 -> 2");
+        assert_eq!(
+            m.describe_op(&CasOp::Read, Some(&done(Some(4)))),
+            "read -> 4"
+        );
+        assert_eq!(m.describe_state(&None), "empty");
     }
 
     #[test]

@@ -8,11 +8,15 @@ use serde_json::{Map, Value, json};
 
 use super::convert::{self, Clock, Converted};
 use super::model::Model;
-use super::models::{CasOp, CasRegister, FencedMutex, Mutex, Register, RegisterOp};
+use super::models::{
+    CasOp, CasRegister, FencedMutex, Mutex, Register, RegisterOp, StrictCasRegister,
+};
 use super::{Analysis, Limits, Linearizability, Partition, check_partitions, combine_analyses};
 use crate::history::Event;
 use crate::op::Op;
-use crate::verdict::{Anomaly, CheckReport, Validity, plural};
+use crate::verdict::{
+    Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
+};
 
 /// Which model, and which shapes of history, [`check_linearizability`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,8 +24,18 @@ pub enum ModelKind {
     /// `register`: Jepsen `read`/`write` of `v` or `[key v]`, per key.
     Register,
     /// `cas-register`: as `register`, plus `cas` of `[old new]` or
-    /// `[key [old new]]`.
+    /// `[key [old new]]`. A cas that ended `fail` is left out: it changed
+    /// nothing and says nothing more (Knossos's reading). Use it when a failed
+    /// cas may also mean "not applied for another reason".
     CasRegister,
+    /// `cas-register-strict`: the same operations as `cas-register`, but a cas
+    /// `[old new]` that ended `fail` is an observation (Porcupine's reading): it
+    /// took effect within its interval, where the register did not hold `old`,
+    /// and changed nothing. Use it when a failed cas means exactly "compare
+    /// failed": an etcd transaction whose compare did not hold, Jepsen etcd
+    /// histories as Porcupine checks them. Stricter: whatever it accepts,
+    /// `cas-register` accepts.
+    CasRegisterStrict,
     /// `mutex`: Knossos's ownerless mutex, `acquire`/`release`, per `{lock}`.
     Mutex,
     /// `fenced-mutex`: owner-aware mutex with tokens (the `ok` value of
@@ -36,9 +50,10 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 6] = [
+    pub const ALL: [ModelKind; 7] = [
         ModelKind::Register,
         ModelKind::CasRegister,
+        ModelKind::CasRegisterStrict,
         ModelKind::Mutex,
         ModelKind::FencedMutex,
         ModelKind::LeaseholdStorage,
@@ -49,6 +64,7 @@ impl ModelKind {
         match self {
             ModelKind::Register => "register",
             ModelKind::CasRegister => "cas-register",
+            ModelKind::CasRegisterStrict => "cas-register-strict",
             ModelKind::Mutex => "mutex",
             ModelKind::FencedMutex => "fenced-mutex",
             ModelKind::LeaseholdStorage => "leasehold-storage",
@@ -59,9 +75,10 @@ impl ModelKind {
     /// What one partition is, in summaries.
     fn partition_noun(self) -> (&'static str, &'static str) {
         match self {
-            ModelKind::Register | ModelKind::CasRegister | ModelKind::LeaseholdStorage => {
-                ("key", "keys")
-            }
+            ModelKind::Register
+            | ModelKind::CasRegister
+            | ModelKind::CasRegisterStrict
+            | ModelKind::LeaseholdStorage => ("key", "keys"),
             _ => ("lock", "locks"),
         }
     }
@@ -76,7 +93,7 @@ impl fmt::Display for ModelKind {
 /// A model name [`ModelKind::from_str`] does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown model {0:?}: expected register, cas-register, mutex, fenced-mutex, leasehold-storage or leasehold-lock"
+    "unknown model {0:?}: expected register, cas-register, cas-register-strict, mutex, fenced-mutex, leasehold-storage or leasehold-lock"
 )]
 pub struct UnknownModel(pub String);
 
@@ -99,6 +116,11 @@ impl FromStr for ModelKind {
 /// (may have happened but could not be read, which makes a valid verdict
 /// unknown), `states` (search points visited), `elapsed_ms`, and
 /// `unknown_partitions`/`invalid_partitions` (keys).
+///
+/// It counts as judged the `ops` searched in partitions where at least one
+/// operation completed `ok`: a partition of operations that may all never have
+/// happened is linearizable without a search and proves nothing. A report that
+/// judged nothing is unknown, never valid.
 pub fn check_linearizability(events: &[Event], model: ModelKind, limits: Limits) -> CheckReport {
     let start = Instant::now();
     let name = "linearizability";
@@ -138,6 +160,10 @@ pub fn check_linearizability(events: &[Event], model: ModelKind, limits: Limits)
         ModelKind::CasRegister => {
             let conv = convert::jepsen_registers(events, true);
             run(name, model, &CasRegister::new(), conv, limits, start)
+        }
+        ModelKind::CasRegisterStrict => {
+            let conv = convert::jepsen_strict_cas_registers(events);
+            run(name, model, &StrictCasRegister::new(), conv, limits, start)
         }
         ModelKind::Mutex => run(
             name,
@@ -224,11 +250,20 @@ where
         .count();
     let analyses = check_partitions(model, &conv.partitions, limits);
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    // A partition whose operations all may never have happened is linearizable
+    // by leaving them all out: nothing was judged there.
+    let judged: u64 = conv
+        .partitions
+        .iter()
+        .zip(&analyses)
+        .filter(|(p, _)| p.ops.iter().any(|op| op.output.is_some()))
+        .map(|(_, a)| a.ops as u64)
+        .sum();
     // Operations left out because they could not be read may have happened:
     // the search proves nothing either way then.
     let trusted = conv.unreadable.is_empty();
     let validity = if trusted {
-        combine_analyses(&analyses)
+        unless_vacuous(combine_analyses(&analyses), judged)
     } else {
         Validity::Unknown
     };
@@ -287,7 +322,16 @@ where
     CheckReport {
         name: name.to_owned(),
         validity,
-        summary: summary(kind, &analyses, &conv.unreadable, states, elapsed_ms),
+        summary: summary(
+            kind,
+            &analyses,
+            judged,
+            unknown_ops,
+            &conv.unreadable,
+            states,
+            elapsed_ms,
+        ),
+        judged: Judged::new(judged, "ops"),
         anomalies,
         stats,
     }
@@ -296,6 +340,8 @@ where
 fn summary(
     kind: ModelKind,
     analyses: &[Analysis],
+    judged: u64,
+    unknown_ops: usize,
     unreadable: &[u64],
     states: usize,
     elapsed_ms: f64,
@@ -304,7 +350,13 @@ fn summary(
     let model = kind.name();
     let ops: usize = analyses.iter().map(|a| a.ops).sum();
     let mut s = if analyses.is_empty() {
-        format!("no operation to check under the {model} model")
+        judged_nothing(format!("no operation to check under the {model} model"))
+    } else if judged == 0 {
+        judged_nothing(format!(
+            "no operation under the {model} model is known to have happened ({}, {} of unknown outcome)",
+            plural(analyses.len() as u64, one, many),
+            plural(unknown_ops as u64, "operation", "operations"),
+        ))
     } else {
         let invalid: Vec<&str> = partitions_where(analyses, Validity::Invalid);
         let unknown: Vec<&str> = partitions_where(analyses, Validity::Unknown);

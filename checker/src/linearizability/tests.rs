@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::history::{Event, EventType, Process};
 use crate::test_support::{Builder, seed_scenario};
-use crate::verdict::Anomaly;
+use crate::verdict::{Anomaly, CheckReport};
 
 const INFO: u64 = u64::MAX;
 
@@ -505,6 +505,160 @@ fn jepsen_independent_histories_split_per_key() {
     assert_eq!(linearized, &[0, 4]);
 }
 
+/// The verdicts of `cas-register` and `cas-register-strict` on `events`.
+fn lenient_and_strict(events: &[Event]) -> (CheckReport, CheckReport) {
+    (
+        check_linearizability(events, ModelKind::CasRegister, Limits::none()),
+        check_linearizability(events, ModelKind::CasRegisterStrict, Limits::none()),
+    )
+}
+
+#[test]
+fn a_cas_that_failed_on_its_expected_value_is_caught_only_by_the_strict_model() {
+    // The register holds 1 throughout; a cas [1 2] fails while nothing else
+    // happens.
+    let events = jepsen(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!([1, 2])),
+        (1, Fail, "cas", json!([1, 2])),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(1)),
+    ]);
+    let (lenient, strict) = lenient_and_strict(&events);
+    assert_eq!(lenient.validity, Validity::Valid, "{lenient:#?}");
+    assert_eq!(lenient.stats["failed_ops"], 1);
+    assert_eq!(lenient.stats["ops"], 2);
+    assert_eq!(strict.validity, Validity::Invalid, "{strict:#?}");
+    assert_eq!(strict.stats["failed_ops"], 0);
+    assert_eq!(strict.stats["ops"], 3);
+    assert_eq!(strict.stats["model"], "cas-register-strict");
+    let Anomaly::NonLinearizable {
+        model,
+        linearized,
+        state,
+        stuck,
+        stuck_described,
+        ..
+    } = &strict.anomalies[0]
+    else {
+        panic!("{strict:#?}")
+    };
+    assert_eq!(model, "cas-register-strict");
+    assert_eq!(linearized, &[0]);
+    assert_eq!(state, "1");
+    assert_eq!(stuck, &[2]);
+    assert_eq!(
+        stuck_described,
+        &["cas 1 -> 2 failed (the value was not 1)"]
+    );
+    assert!(
+        strict
+            .summary
+            .starts_with("not linearizable under the cas-register-strict model: key \"\""),
+        "{}",
+        strict.summary
+    );
+}
+
+#[test]
+fn a_cas_that_failed_on_another_value_is_linearizable_under_both_models() {
+    let events = jepsen(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!([2, 3])),
+        (1, Fail, "cas", json!([2, 3])),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(1)),
+        // On an empty key too: it holds no value, so not 5.
+        (0, Invoke, "cas", json!(["fresh", [5, 6]])),
+        (0, Fail, "cas", json!(["fresh", [5, 6]])),
+    ]);
+    let (lenient, strict) = lenient_and_strict(&events);
+    assert_eq!(lenient.validity, Validity::Valid, "{lenient:#?}");
+    assert_eq!(strict.validity, Validity::Valid, "{strict:#?}");
+    assert_eq!(strict.stats["partitions"], 2);
+    assert_eq!(strict.stats["ops"], 4);
+}
+
+#[test]
+fn a_failed_cas_may_come_anywhere_within_its_interval_and_only_there() {
+    // Concurrent with a write of 3: the cas [1 2] may have compared after it.
+    let concurrent = jepsen(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!([1, 2])),
+        (0, Invoke, "write", json!(3)),
+        (0, Done, "write", json!(3)),
+        (1, Fail, "cas", json!([1, 2])),
+    ]);
+    let (lenient, strict) = lenient_and_strict(&concurrent);
+    assert_eq!(lenient.validity, Validity::Valid);
+    assert_eq!(strict.validity, Validity::Valid, "{strict:#?}");
+
+    // The same write after the cas failed: the cas saw 1, which is no failure.
+    let mut before = concurrent.clone();
+    before.swap(3, 5);
+    before.swap(4, 5);
+    for (i, e) in before.iter_mut().enumerate() {
+        e.index = i as u64;
+    }
+    assert_eq!(before[3].kind, Fail);
+    let (lenient, strict) = lenient_and_strict(&before);
+    assert_eq!(lenient.validity, Validity::Valid);
+    assert_eq!(strict.validity, Validity::Invalid, "{strict:#?}");
+
+    // With times, the same: the fail event ends its interval.
+    let mut timed = before;
+    for e in &mut timed {
+        e.time = 1_000 * (e.index + 1);
+    }
+    let (_, strict) = lenient_and_strict(&timed);
+    assert_eq!(strict.validity, Validity::Invalid, "{strict:#?}");
+}
+
+#[test]
+fn unknown_cas_may_or_may_not_have_applied_under_the_strict_model_too() {
+    let events = jepsen(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!([1, 2])),
+        (1, Info, "cas", json!([1, 2])),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(1)),
+        (2, Invoke, "read", Value::Null),
+        (2, Done, "read", json!(2)),
+    ]);
+    let (lenient, strict) = lenient_and_strict(&events);
+    assert_eq!(lenient.validity, Validity::Valid);
+    assert_eq!(strict.validity, Validity::Valid, "{strict:#?}");
+    assert_eq!(strict.stats["unknown_ops"], 1);
+    // It cannot undo itself: 2, then 1 again.
+    let mut events = events;
+    events[5].value = json!(2);
+    events[7].value = json!(1);
+    let (lenient, strict) = lenient_and_strict(&events);
+    assert_eq!(lenient.validity, Validity::Invalid);
+    assert_eq!(strict.validity, Validity::Invalid);
+}
+
+#[test]
+fn an_unreadable_failed_cas_makes_the_strict_verdict_unknown() {
+    // A failed cas from nothing: the lenient model drops it like any fail;
+    // the strict one cannot read what it observed.
+    let events = jepsen(&[
+        (0, Invoke, "write", json!(1)),
+        (0, Done, "write", json!(1)),
+        (1, Invoke, "cas", json!([null, 2])),
+        (1, Fail, "cas", json!([null, 2])),
+    ]);
+    let (lenient, strict) = lenient_and_strict(&events);
+    assert_eq!(lenient.validity, Validity::Valid);
+    assert_eq!(lenient.stats["unreadable_ops"], 0);
+    assert_eq!(strict.validity, Validity::Unknown, "{strict:#?}");
+    assert_eq!(strict.stats["unreadable_ops"], 1);
+}
+
 #[test]
 fn jepsen_mutex_histories() {
     let events = jepsen(&[
@@ -579,7 +733,8 @@ fn leasehold_lock_grant_before_the_lease_ran_out_is_caught() {
     // Granted and answered 1.5 s into a 2 s lease.
     b.acquire(2, "L", 34, 2000, 1000, 1500);
     let reports = check_leasehold_linearizability(&b.ops(), Limits::none());
-    assert_eq!(reports[0].validity, Validity::Valid);
+    // No storage operation: nothing judged there.
+    assert_eq!(reports[0].validity, Validity::Unknown);
     assert_eq!(reports[0].stats["partitions"], 0);
     let lock = &reports[1];
     assert_eq!(lock.validity, Validity::Invalid, "{lock:#?}");

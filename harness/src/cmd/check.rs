@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_checker::{CheckInput, CheckOptions, Checked, Event, History, Limits, ModelKind};
-use leasehold_results::{Results, RunDir, render_report};
+use leasehold_results::{Results, RunDir, Timings, render_report};
 
 use crate::config::Config;
 
@@ -37,7 +37,9 @@ pub struct CheckArgs {
     pub path: PathBuf,
 
     /// Check linearizability under this model (needed for a Jepsen .edn
-    /// history): register, cas-register, mutex or fenced-mutex.
+    /// history): register, cas-register, cas-register-strict (a failed cas
+    /// read a value other than the expected one, as etcd reports it), mutex or
+    /// fenced-mutex.
     #[arg(long, value_parser = parse_model)]
     pub model: Option<ModelKind>,
 
@@ -85,14 +87,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Input::RunDir => check_run_dir(&args, limits)?,
         Input::Jsonl | Input::Edn => check_history_file(&args, matches!(kind, Input::Edn), limits)?,
     };
-    println!("{}", shown);
-    Ok(ExitCode::from(results.exit_code()))
+    super::run::print_or_stop(&mut std::io::stdout(), &shown);
+    Ok(ExitCode::from(results.check_exit_code()))
 }
 
 /// Re-checks a run folder; returns the results and the summary to print.
 fn check_run_dir(args: &CheckArgs, limits: Limits) -> anyhow::Result<(Results, String)> {
+    let t_parse = Instant::now();
     let run_dir = RunDir::open(&args.path)?;
-    let events = read_events(&run_dir.history_path(), false)?;
+    let history = run_dir.history_path();
+    if !history.exists() {
+        bail!(
+            "{}: not a leasehold run folder: there is no {} (give a run folder such as store/latest, or a history file)",
+            args.path.display(),
+            history.display()
+        );
+    }
+    let events = read_events(&history, false)?;
     let ledger = match std::fs::File::open(run_dir.ledger_path()) {
         Ok(file) => Some(
             leasehold_checker::read_ledger(std::io::BufReader::new(file))
@@ -123,6 +134,7 @@ fn check_run_dir(args: &CheckArgs, limits: Limits) -> anyhow::Result<(Results, S
         .map_err(|e| tracing::info!(error = %e, "no usable config.yaml: fencing guessed from the ledger"))
         .ok();
 
+    let parse_ms = Timings::ms(t_parse.elapsed());
     let t_check = Instant::now();
     let ops = History::new(events.clone()).ops();
     let options = CheckOptions {
@@ -137,7 +149,13 @@ fn check_run_dir(args: &CheckArgs, limits: Limits) -> anyhow::Result<(Results, S
         &options,
     );
     results.record_checks(checked, &events);
-    results.timings.check_ms = t_check.elapsed().as_millis() as u64;
+    results.require_activity();
+    // Only the check's own phases: the run's were timed by the run.
+    results.timings = Timings {
+        parse_ms,
+        check_ms: Timings::ms(t_check.elapsed()),
+        ..Timings::default()
+    };
 
     let out = match &args.out {
         Some(dir) => {
@@ -146,7 +164,7 @@ fn check_run_dir(args: &CheckArgs, limits: Limits) -> anyhow::Result<(Results, S
         }
         None => run_dir,
     };
-    write_all(&out, &results, &events)?;
+    write_timed(&out, &mut results, &events, t_parse)?;
     let shown = args.out.as_deref().unwrap_or(&args.path);
     Ok((results.clone(), results.summary(shown)))
 }
@@ -157,11 +175,13 @@ fn check_history_file(
     edn: bool,
     limits: Limits,
 ) -> anyhow::Result<(Results, String)> {
+    let t_parse = Instant::now();
     let events = read_events(&args.path, edn)?;
+    let parse_ms = Timings::ms(t_parse.elapsed());
     let t_check = Instant::now();
     let checked = match (edn, args.model) {
         (true, None) => bail!(
-            "{}: a Jepsen history is checked for linearizability: say under which model with --model register|cas-register|mutex|fenced-mutex",
+            "{}: a Jepsen history is checked for linearizability: say under which model with --model register|cas-register|cas-register-strict|mutex|fenced-mutex",
             args.path.display()
         ),
         (true, Some(model)) => {
@@ -202,23 +222,33 @@ fn check_history_file(
         .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
     let mut results = Results::new(&name, file_name, 0, SystemTime::now(), "none");
     results.record_checks(checked, &events);
-    results.timings.check_ms = t_check.elapsed().as_millis() as u64;
-    results.timings.total_ms = results.timings.check_ms;
+    results.timings = Timings {
+        parse_ms,
+        check_ms: Timings::ms(t_check.elapsed()),
+        ..Timings::default()
+    };
 
     let shown = match &args.out {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-            write_all(&RunDir::open(dir)?, &results, &events)?;
+            write_timed(&RunDir::open(dir)?, &mut results, &events, t_parse)?;
             results.summary(dir)
         }
         None => {
             let dir = args.path.parent().unwrap_or(Path::new(""));
             let results_path = dir.join(format!("{name}.results.json"));
             let report_path = dir.join(format!("{name}.report.html"));
-            std::fs::write(&results_path, results.to_json())
-                .with_context(|| format!("write {}", results_path.display()))?;
+            let t_write = Instant::now();
+            let write_results = |results: &Results| {
+                std::fs::write(&results_path, results.to_json())
+                    .with_context(|| format!("write {}", results_path.display()))
+            };
+            write_results(&results)?;
             std::fs::write(&report_path, render_report(&results, &events))
                 .with_context(|| format!("write {}", report_path.display()))?;
+            results.timings.write_ms = Timings::ms(t_write.elapsed());
+            results.timings.total_ms = Timings::ms(t_parse.elapsed());
+            write_results(&results)?;
             // The summary names a run folder and its report.html: point its
             // lines at the files written instead.
             results
@@ -249,10 +279,6 @@ fn check_history_file(
 fn read_events(path: &Path, edn: bool) -> anyhow::Result<Vec<Event>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        // A run that failed before its workload started has no history.
-        Err(e) if !edn && e.kind() == std::io::ErrorKind::NotFound && is_in_run_dir(path) => {
-            return Ok(Vec::new());
-        }
         Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
     };
     let reader = std::io::BufReader::new(file);
@@ -266,13 +292,20 @@ fn read_events(path: &Path, edn: bool) -> anyhow::Result<Vec<Event>> {
         .with_context(|| format!("{} is not a valid history", path.display()))
 }
 
-fn is_in_run_dir(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "history.jsonl")
-}
-
-fn write_all(dir: &RunDir, results: &Results, events: &[Event]) -> anyhow::Result<()> {
+/// Writes results.json, report.html and junit.xml, then results.json again
+/// with how long the writing and the whole check (from `start`) took.
+fn write_timed(
+    dir: &RunDir,
+    results: &mut Results,
+    events: &[Event],
+    start: Instant,
+) -> anyhow::Result<()> {
+    let t_write = Instant::now();
     dir.write_results(results)?;
     dir.write_report(results, events)?;
     dir.write_junit(results)?;
+    results.timings.write_ms = Timings::ms(t_write.elapsed());
+    results.timings.total_ms = Timings::ms(start.elapsed());
+    dir.write_results(results)?;
     Ok(())
 }

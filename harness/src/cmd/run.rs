@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RuntimeKind};
 use crate::run::{RunOptions, execute};
+use crate::shutdown::Shutdown;
 
 /// The default example, built in so `leasehold run` works from any folder.
 const DEFAULT_EXAMPLE: &str = include_str!("../../../examples/gc-pause.yaml");
@@ -60,7 +61,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.seed = Some(seed);
     }
     if let Some(d) = args.duration {
-        config.duration = d;
+        // Checked against the file as the config's own duration would be.
+        config.set_duration(d)?;
     }
     match args.runtime.as_deref() {
         Some("docker") => config.runtime = RuntimeKind::Docker,
@@ -71,23 +73,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let cancel = CancellationToken::new();
-        let on_ctrl_c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: healing, stopping nodes and saving the history…");
-                on_ctrl_c.cancel();
-            }
-        });
+        let shutdown = Shutdown::new();
+        shutdown.listen().context("install the signal handlers")?;
         let outcome = execute(RunOptions {
             config,
             config_source: source,
             store: args.store,
             progress: !args.no_progress,
-            cancel,
+            shutdown,
         })
         .await?;
-        println!("{}", outcome.results.summary(&outcome.run_dir));
+        let summary = outcome.results.summary(&outcome.run_dir);
+        // A run that failed tells why on stderr, where errors go; a verdict goes
+        // to stdout.
+        if outcome.results.error.is_some() {
+            print_or_stop(&mut std::io::stderr(), &summary);
+        } else {
+            print_or_stop(&mut std::io::stdout(), &summary);
+        }
         Ok(ExitCode::from(outcome.results.exit_code()))
     })
+}
+
+/// Prints the summary; a reader that went away (`leasehold run | head -1`, a
+/// closed terminal) just ends the printing: the verdict is in the exit code and
+/// the run folder.
+pub(crate) fn print_or_stop(out: &mut impl std::io::Write, text: &str) {
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }

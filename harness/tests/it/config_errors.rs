@@ -4,6 +4,11 @@
 use crate::*;
 
 fn run_config(text: Option<&str>) -> (i32, String) {
+    run_config_with(text, &[])
+}
+
+/// Runs `leasehold run <extra…> bad.yaml` on `text`; `None`: no such file.
+fn run_config_with(text: Option<&str>, extra: &[&str]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
     if let Some(text) = text {
@@ -11,7 +16,9 @@ fn run_config(text: Option<&str>) -> (i32, String) {
     }
     let out = leasehold()
         .current_dir(dir.path())
-        .args(["run", "--no-progress", "--store", "store", "bad.yaml"])
+        .args(["run", "--no-progress", "--store", "store"])
+        .args(extra)
+        .arg("bad.yaml")
         .output()
         .unwrap();
     assert!(
@@ -58,6 +65,114 @@ fn bad_duration_and_unknown_target() {
         err.contains("nemesis.faults[0].target") && err.contains("w7"),
         "{err}"
     );
+}
+
+#[test]
+fn checks_across_fields_name_the_line_and_column_of_the_value() {
+    let (code, err) = run_config(Some(&good().replace("duration: 10s", "duration: 0s")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:7:11: duration: must be longer than 0s");
+    // The example's comments say "lease" long before the field.
+    let (code, err) = run_config(Some(&good().replace("lease: 1s", "lease: 0ms")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:16:10: workload.lease: must be at least 1ms (leases are granted in whole milliseconds)");
+    let (code, err) = run_config(Some(&good().replace("target: holder", "target: w7")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @r#"error: bad.yaml:26:15: nemesis.faults[0].target: no node is named "w7"; the nodes are lock1, store1, w1, w2, w3"#);
+}
+
+#[test]
+fn limits_of_a_run_are_named() {
+    let (code, err) = run_config(Some(
+        &good().replace("duration: 10s", "duration: 10000000h"),
+    ));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:7:11: duration: must be at most 24h (the longest run)");
+    let faults = good()
+        .replace("for: 2500ms", "for: 1ns")
+        .replace("every: 3s..3500ms", "every: 1ns");
+    let (code, err) = run_config(Some(&faults));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:27:12: nemesis.faults[0].for: must be at least 1ms");
+    let (code, err) = run_config(Some(&faults.replace("for: 1ns", "for: 1ms")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:28:14: nemesis.faults[0].every: must be at least 10ms");
+    let many = good()
+        .replace("duration: 10s", "duration: 24h")
+        .replace("for: 2500ms", "for: 1ms")
+        .replace("every: 3s..3500ms", "every: 10ms..1s");
+    let (code, err) = run_config(Some(&many));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:28:14: nemesis.faults[0].every: every 10ms..1s from 1s in a run of 24h schedules up to 8639800 faults; a run takes at most 10000");
+}
+
+#[test]
+fn node_counts_beyond_the_subnet_are_refused() {
+    let (code, err) = run_config(Some(&good().replace("workers: 3", "workers: 170")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:15:12: workload.workers: at most 154 workers fit the run's /24 subnet (addresses .101 to .254)");
+    let (code, err) = run_config(Some(&good().replacen("nodes: 1", "nodes: 21", 1)));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:10:10: lock.nodes: at most 19 lock nodes fit the run's /24 subnet (addresses .11 to .29)");
+}
+
+#[test]
+fn timeline_entries_after_the_end_are_refused() {
+    let timeline = "  timeline:\n    - { at: 5s, kill: store1, for: 1s }\n    - { at: 7s, pause: w2, for: 2s }\n    - { at: 60s, pause: w1, for: 1s }\n";
+    let (code, err) = run_config(Some(&(good() + timeline)));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:33:13: nemesis.timeline[2].at: starts at 1m, but the run ends at 10s");
+    let late = timeline.replace("at: 60s, pause: w1, for: 1s", "at: 9s, pause: w1, for: 2s");
+    let (code, err) = run_config(Some(&(good() + &late)));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:33:33: nemesis.timeline[2].for: lasts until 11s (9s + 2s), past the end of the run at 10s");
+}
+
+/// Needs `config.set_duration(d)?` for `--duration` in cmd/run.rs.
+#[test]
+fn a_duration_given_on_the_command_line_is_checked_against_the_file() {
+    let timeline = good() + "  timeline:\n    - { at: 5s, kill: store1, for: 1s }\n";
+    let (code, err) = run_config_with(Some(&timeline), &["--duration", "4s"]);
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:31:13: nemesis.timeline[0].at: starts at 5s, but the run ends at 4s (--duration)");
+    let (code, err) = run_config_with(Some(&good()), &["--duration", "25h"]);
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml: duration: --duration 25h: must be at most 24h (the longest run)");
+}
+
+#[test]
+fn deep_or_huge_configs_are_refused_at_once() {
+    let n = 100_000;
+    let lists = "[".repeat(n) + &"]".repeat(n);
+    let (code, err) = run_config(Some(&lists));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:1:33: (top level): maps and lists nest more than 32 levels deep here; a config needs a few");
+    let maps = good().replace(
+        "test: gc-pause",
+        &("test: ".to_owned() + &"{a: ".repeat(n) + &"}".repeat(n)),
+    );
+    let (code, err) = run_config(Some(&maps));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:6:131: test: maps and lists nest more than 32 levels deep here; a config needs a few");
+    let mut block = String::new();
+    for i in 0..1400 {
+        block.push_str(&" ".repeat(i));
+        block.push_str("a:\n");
+    }
+    let (code, err) = run_config(Some(&block));
+    assert_eq!(code, 3);
+    assert!(err.starts_with("error: bad.yaml:33:33: a.a.a."), "{err}");
+    // The start of a block map 100,000 levels deep: 5 GB in all.
+    let mut huge = String::new();
+    let mut i = 0;
+    while huge.len() <= 2 << 20 {
+        huge.push_str(&" ".repeat(i));
+        huge.push_str("a:\n");
+        i += 1;
+    }
+    let (code, err) = run_config(Some(&huge));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml: (top level): larger than 1 MiB, the most leasehold reads; a config is a few hundred bytes");
 }
 
 #[test]

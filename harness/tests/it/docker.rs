@@ -6,7 +6,7 @@ use std::process::Stdio;
 use crate::*;
 
 /// Containers and networks labelled with the run id.
-fn docker_leftovers(run_id: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn docker_leftovers(run_id: &str) -> (Vec<String>, Vec<String>) {
     let list = |args: &[&str]| {
         let out = Command::new("docker").args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout)
@@ -94,10 +94,16 @@ fn a_node_that_exits_at_once_gives_a_readable_error_and_leaves_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // An error goes to stderr, where a CI log or `2>` looks for it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("node lock1 exited") && stdout.contains("exit code 1"),
-        "the error names the node and how it ended:\n{stdout}"
+        stderr.contains("node lock1 exited") && stderr.contains("exit code 1"),
+        "the error names the node and how it ended:\n{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let results = read_json(&run_dir_of(&store).join("results.json"));
     assert!(results["error"].as_str().unwrap().contains("lock1"));

@@ -8,6 +8,7 @@ mod examples;
 mod images;
 mod interrupt;
 mod nemesis;
+mod vacuous;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -119,6 +120,16 @@ pub fn start_long_run(
     seed: u64,
     output: impl Fn() -> std::process::Stdio,
 ) -> std::process::Child {
+    start_long_run_of("gc-pause.yaml", store, seed, output)
+}
+
+/// Starts an example for a minute in the background.
+pub fn start_long_run_of(
+    name: &str,
+    store: &Path,
+    seed: u64,
+    output: impl Fn() -> std::process::Stdio,
+) -> std::process::Child {
     leasehold()
         .args([
             "run",
@@ -130,7 +141,7 @@ pub fn start_long_run(
             "--store",
         ])
         .arg(store)
-        .arg(example("gc-pause.yaml"))
+        .arg(example(name))
         .stdout(output())
         .stderr(output())
         .spawn()

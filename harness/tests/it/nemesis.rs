@@ -132,7 +132,7 @@ fn a_scripted_timeline_kills_and_restarts_nodes_with_their_identity_and_data() {
         return;
     }
     let (code, results, run, _dir) = run_config(TIMELINE, &["--seed", "9"]);
-    assert_eq!(code, 0, "{}", results["checks"]);
+    assert!(code <= 1, "{}", results["checks"]);
     let faults = results["nemesis"]["faults"].as_array().unwrap();
     let kinds: Vec<(&str, &str)> = faults
         .iter()
@@ -164,9 +164,29 @@ fn a_scripted_timeline_kills_and_restarts_nodes_with_their_identity_and_data() {
     assert_eq!(nemesis_events(&run, "restart").len(), 3);
     // The restarted lock service kept counting tokens; the restarted storage
     // kept its fencing state (the checks would say otherwise).
+    let partition = &faults[4];
+    let (cut, healed) = (
+        partition["effective_ns"].as_u64().unwrap(),
+        partition["end_ns"].as_u64().unwrap(),
+    );
     for check in results["checks"].as_array().unwrap() {
-        assert_eq!(check["validity"], "valid", "{check}");
+        if check["name"] != "stale-write" {
+            assert_eq!(check["validity"], "valid", "{check}");
+            continue;
+        }
+        // One stale write fencing cannot stop: a write held up by the
+        // partition of store1 lands after its lease, before storage has seen
+        // the next holder's token (Kleppmann's delayed packet). Any other
+        // stale write is a bug of the restarts.
+        for anomaly in check["anomalies"].as_array().unwrap() {
+            let at = anomaly["accepted_at"].as_u64().unwrap();
+            assert!(
+                at >= cut && at <= healed + 2_000_000_000,
+                "a stale write outside the partition's reach: {anomaly}"
+            );
+        }
     }
+    assert_eq!(code == 1, results["verdict"] == "invalid");
     // The restarted worker writes under new process numbers.
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let w1_processes: std::collections::BTreeSet<u64> = history
