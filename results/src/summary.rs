@@ -22,7 +22,20 @@ impl Results {
         }
         let word = self.verdict.as_str().to_uppercase();
         let mut reasons: Vec<String> = Vec::new();
+        // What the checks that judged nothing lacked, said once.
+        let mut lacking: Vec<String> = Vec::new();
         for check in self.checks.iter().filter(|c| c.validity == self.verdict) {
+            if check.judged_nothing() {
+                let why = one_line(&check.summary);
+                let why = why
+                    .strip_prefix("judged nothing: ")
+                    .unwrap_or(&why)
+                    .to_owned();
+                if !lacking.contains(&why) {
+                    lacking.push(why);
+                }
+                continue;
+            }
             let reason = if check.name == "stale-write"
                 && self.verdict == Validity::Invalid
                 && self.counts.stale_accepted > 0
@@ -47,6 +60,13 @@ impl Results {
             // What the run missed explains the checks that judged nothing.
             Validity::Unknown if !self.missing.is_empty() => {
                 format!("not enough happened to judge: {}", self.missing.join("; "))
+            }
+            Validity::Unknown if self.counts.events == 0 && reasons.is_empty() => {
+                "the history is empty: no check judged anything".to_owned()
+            }
+            Validity::Unknown if !lacking.is_empty() => {
+                reasons.push(format!("judged nothing: {}", lacking.join("; ")));
+                reasons.join("; ")
             }
             _ if reasons.is_empty() => "no check decided".to_owned(),
             _ => reasons.join("; "),
@@ -206,6 +226,31 @@ mod tests {
     use crate::results::Counts;
     use crate::test_support::{sample_results as base, stale};
     use leasehold_checker::{Anomaly, CheckReport};
+
+    #[test]
+    fn an_empty_history_and_checks_that_judged_nothing_read_in_one_line() {
+        let checked = leasehold_checker::check(leasehold_checker::CheckInput {
+            ops: &[],
+            ledger: None,
+        });
+        let mut r = base(Validity::Valid);
+        r.record_checks(checked.clone(), &[]);
+        assert_eq!(
+            r.headline(),
+            "UNKNOWN: the history is empty: no check judged anything"
+        );
+        // With events but nothing judged, each lack is named once.
+        let mut r = base(Validity::Valid);
+        r.record_checks(checked, &[]);
+        r.counts.events = 3;
+        let headline = r.headline();
+        assert!(
+            headline.starts_with("UNKNOWN: judged nothing: no write was accepted; no grant in the history; no final read"),
+            "{headline}"
+        );
+        assert_eq!(headline.matches("judged nothing").count(), 1, "{headline}");
+        assert_eq!(headline.matches("no grant in the history").count(), 1);
+    }
 
     #[test]
     fn invalid_unfenced_run() {
