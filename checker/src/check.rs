@@ -2,19 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::LedgerEntry;
+use crate::input::CheckInput;
 use crate::linearizability::Limits;
-use crate::op::Op;
 use crate::verdict::{CheckReport, Validity};
-
-/// What the checks read: the paired operations and, when storage kept one, the
-/// ledger. `None` for the ledger means "not available" (an external history),
-/// which is not the same as an empty ledger.
-#[derive(Clone, Copy, Debug)]
-pub struct CheckInput<'a> {
-    pub ops: &'a [Op],
-    pub ledger: Option<&'a [LedgerEntry]>,
-}
 
 /// The combined verdict and each check's report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,7 +71,7 @@ pub fn check_with(input: CheckInput<'_>, options: &CheckOptions) -> Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::ledger::Decision;
     use crate::test_support::{Builder, input, seed_scenario};
     use crate::verdict::Judged;

@@ -47,7 +47,8 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
-use crate::history::{Event, EventType, History, HistoryError, Process};
+use crate::event::{Event, EventType, Process};
+use crate::history::{History, HistoryError};
 
 /// How deeply forms may nest. Jepsen values are shallow; a limit keeps the
 /// recursive parser (and everything that walks its output) off the end of the

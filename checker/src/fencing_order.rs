@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use crate::check::CheckInput;
+use crate::input::CheckInput;
 use crate::ledger::{Decision, WriteOps};
 use crate::verdict::{
     Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
@@ -134,7 +134,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::test_support::{Builder, input, seed_scenario};
 
     #[test]

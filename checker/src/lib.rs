@@ -10,8 +10,11 @@
 
 mod check;
 mod edn;
+mod event;
 mod fencing_order;
 mod history;
+mod input;
+mod lease;
 mod ledger;
 mod linearizability;
 mod lost_write;
@@ -23,10 +26,13 @@ mod test_support;
 mod token_order;
 mod verdict;
 
-pub use check::{CheckInput, CheckOptions, Checked, check, check_with};
+pub use check::{CheckOptions, Checked, check, check_with};
 pub use edn::{Edn, MAX_DEPTH as EDN_MAX_DEPTH, parse_edn, parse_edn_history, read_edn_history};
+pub use event::{Event, EventType, Process};
 pub use fencing_order::check_fencing_order;
-pub use history::{Event, EventType, History, HistoryError, Process, read_history};
+pub use history::{History, HistoryError, read_history};
+pub use input::CheckInput;
+pub use lease::{Grant, Interval, Lease, Leases, TokenLeases};
 pub use ledger::{Decision, LedgerEntry, read_ledger};
 pub use linearizability::{
     Analysis, CasOp, CasRegister, CasReply, Counterexample, FencedMutex, Holder, LimitHit, Limits,

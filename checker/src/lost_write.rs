@@ -56,8 +56,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::check::CheckInput;
-use crate::history::Process;
+use crate::event::Process;
+use crate::input::CheckInput;
 use crate::ledger::{Decision, LedgerEntry, WriteOps};
 use crate::op::{Call, Op, Outcome};
 use crate::verdict::{
@@ -398,7 +398,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::test_support::{Builder, input};
 
     fn run(b: &Builder, with_ledger: bool, fencing: Option<bool>) -> CheckReport {

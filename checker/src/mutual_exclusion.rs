@@ -29,6 +29,9 @@
 //! say `lease_ms` uses the acquire's. A reply that arrives after its own
 //! deadline vouches for nothing.
 //!
+//! These are the certain intervals of [`Leases`](crate::Leases) (`lease.rs`),
+//! which derives them for every check.
+//!
 //! **A token's certain interval** is the union of what its ok acquires and
 //! renews vouched for. Touching or overlapping pieces are merged; a gap between
 //! them (a renew answered after the previous deadline) stays a gap, since the
@@ -61,230 +64,29 @@
 //! O(n log n): sort each token's pieces to merge them, then sort each lock's
 //! intervals by start and sweep, keeping the interval that reaches furthest.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use crate::check::CheckInput;
-use crate::op::{Call, Op, Outcome};
+use crate::input::CheckInput;
+use crate::lease::{Interval, Lease, Leases};
 use crate::verdict::{
     Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
 };
 
-/// A part of a token's lease the service certainly vouched for.
-#[derive(Clone, Copy)]
-struct Piece {
-    start: u64,
-    end: u64,
-    /// Invoke index of the op whose reply starts the piece, and of the one
-    /// whose deadline ends it.
-    start_op: u64,
-    end_op: u64,
-}
-
-/// What is known of one `(lock, token)`.
-struct Lease<'a> {
-    lock: usize,
-    token: u64,
-    holder: Option<&'a Op>,
-    lease_ms: Option<u64>,
-    pieces: Vec<Piece>,
-    releases: Vec<u64>,
-}
-
 /// The mutual-exclusion check (`mutual-exclusion`); see the module
 /// documentation.
 pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
-    let mut lock_names: Vec<&str> = Vec::new();
-    let mut lock_ids: HashMap<&str, usize> = HashMap::new();
-    let mut leases: Vec<Lease<'_>> = Vec::new();
-    let mut by_key: HashMap<(usize, u64), usize> = HashMap::new();
-    // token -> lease of its first ok acquire, for renews and releases naming no
-    // lock.
-    let mut by_token: HashMap<u64, usize> = HashMap::new();
-    let mut grants = 0u64;
-
-    // Acquires first: they decide which leases exist.
-    for op in input.ops {
-        let Call::Acquire {
-            lock,
-            token: Some(token),
-            lease_ms,
-        } = &op.call
-        else {
-            continue;
-        };
-        let (Outcome::Ok, Some(complete)) = (op.outcome, op.complete_time) else {
-            continue;
-        };
-        grants += 1;
-        let next_id = lock_ids.len();
-        let lock_id = *lock_ids.entry(lock.as_str()).or_insert_with(|| {
-            lock_names.push(lock.as_str());
-            next_id
-        });
-        let next = leases.len();
-        let at = *by_key.entry((lock_id, *token)).or_insert(next);
-        if at == next {
-            leases.push(Lease {
-                lock: lock_id,
-                token: *token,
-                holder: Some(op),
-                lease_ms: *lease_ms,
-                pieces: Vec::new(),
-                releases: Vec::new(),
-            });
-        }
-        by_token.entry(*token).or_insert(at);
-        let lease = &mut leases[at];
-        if lease.lease_ms.is_none() {
-            lease.lease_ms = *lease_ms;
-        }
-        if let Some(ms) = lease_ms {
-            push_piece(lease, op, complete, *ms);
-        }
-    }
-
-    let find = |lock: &str, token: u64| -> Option<usize> {
-        if !lock.is_empty()
-            && let Some(&id) = lock_ids.get(lock)
-            && let Some(&at) = by_key.get(&(id, token))
-        {
-            return Some(at);
-        }
-        by_token.get(&token).copied()
-    };
-    for op in input.ops {
-        match &op.call {
-            Call::Renew {
-                lock,
-                token,
-                lease_ms,
-            } => {
-                let (Outcome::Ok, Some(complete)) = (op.outcome, op.complete_time) else {
-                    continue;
-                };
-                let Some(at) = find(lock, *token) else {
-                    continue;
-                };
-                let lease = &mut leases[at];
-                if let Some(ms) = lease_ms.or(lease.lease_ms) {
-                    push_piece(lease, op, complete, ms);
-                }
-            }
-            Call::Release { lock, token } if op.outcome != Outcome::Fail => {
-                if let Some(at) = find(lock, *token) {
-                    leases[at].releases.push(op.invoke_time);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    // Each lease's certain intervals, clipped by releases and merged.
-    struct Interval {
-        lease: usize,
-        piece: Piece,
-    }
-    let mut by_lock: Vec<Vec<Interval>> = (0..lock_ids.len()).map(|_| Vec::new()).collect();
-    let mut intervals = 0u64;
+    let leases = Leases::from_ops(input.ops);
+    let grants = leases.acquires().count() as u64;
+    let locks = leases.locks().len() as u64;
+    let intervals: u64 = leases.iter().map(|l| l.certain().len() as u64).sum();
     // Leases with at least one certain interval: what the sweep compares.
-    let mut judged = 0u64;
-    for (l, lease) in leases.iter_mut().enumerate() {
-        lease.releases.sort_unstable();
-        let mut pieces: Vec<Piece> = lease
-            .pieces
-            .iter()
-            .filter_map(|p| {
-                let i = lease.releases.partition_point(|&x| x < p.start);
-                let end = lease.releases.get(i).map_or(p.end, |&x| p.end.min(x));
-                (end > p.start).then_some(Piece { end, ..*p })
-            })
-            .collect();
-        pieces.sort_unstable_by_key(|p| (p.start, p.end));
-        let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
-        for p in pieces {
-            match merged.last_mut() {
-                Some(m) if p.start <= m.end => {
-                    if p.end > m.end {
-                        m.end = p.end;
-                        m.end_op = p.end_op;
-                    }
-                }
-                _ => merged.push(p),
-            }
-        }
-        intervals += merged.len() as u64;
-        judged += u64::from(!merged.is_empty());
-        by_lock[lease.lock].extend(merged.into_iter().map(|piece| Interval { lease: l, piece }));
-    }
+    let judged = leases.iter().filter(|l| !l.certain().is_empty()).count() as u64;
+    let anomalies: Vec<Anomaly> = leases
+        .locks()
+        .iter()
+        .flat_map(|lock| overlaps(&leases, lock))
+        .collect();
 
-    let mut anomalies = Vec::new();
-    let mut reported: HashSet<(usize, u64, u64)> = HashSet::new();
-    for (lock, mut list) in by_lock.into_iter().enumerate() {
-        list.sort_unstable_by_key(|i| (i.piece.start, i.piece.end, leases[i.lease].token));
-        // The interval seen so far that reaches furthest. Pieces of one token
-        // were merged, so an interval overlapping the next is another token's.
-        let mut reach: Option<usize> = None;
-        for (i, cur) in list.iter().enumerate() {
-            if let Some(r) = reach {
-                let prev = &list[r];
-                if prev.piece.end > cur.piece.start && prev.lease != cur.lease {
-                    let (a, b) = (&leases[prev.lease], &leases[cur.lease]);
-                    let pair = (lock, a.token.min(b.token), a.token.max(b.token));
-                    if reported.insert(pair) {
-                        let mut ops = vec![
-                            prev.piece.start_op,
-                            prev.piece.end_op,
-                            cur.piece.start_op,
-                            cur.piece.end_op,
-                        ];
-                        ops.sort_unstable();
-                        ops.dedup();
-                        anomalies.push(Anomaly::MutualExclusion {
-                            lock: lock_names[lock].to_owned(),
-                            token: a.token,
-                            holder: holder(a),
-                            other_token: b.token,
-                            other_holder: holder(b),
-                            overlap_from: cur.piece.start,
-                            overlap_to: prev.piece.end.min(cur.piece.end),
-                            ops,
-                        });
-                    }
-                }
-                if cur.piece.end > prev.piece.end {
-                    reach = Some(i);
-                }
-            } else {
-                reach = Some(i);
-            }
-        }
-    }
-
-    let locks = lock_ids.len() as u64;
-    let summary = if grants == 0 {
-        judged_nothing("no grant in the history")
-    } else if judged == 0 {
-        let none = match grants {
-            1 => "the grant vouched for no moment of its lease".to_owned(),
-            n => format!("none of the {n} grants vouched for a moment of its lease"),
-        };
-        judged_nothing(format!(
-            "{none} (answered after it ran out, or without a lease length)"
-        ))
-    } else if anomalies.is_empty() {
-        format!(
-            "{} of {}, {} vouched for: no two certainly held at once",
-            plural(grants, "grant", "grants"),
-            plural(locks, "lock", "locks"),
-            plural(judged, "lease", "leases"),
-        )
-    } else {
-        format!(
-            "{} of {} certainly held at the same time: the lock service broke mutual exclusion",
-            plural(anomalies.len() as u64, "pair", "pairs"),
-            plural(judged, "lease", "leases"),
-        )
-    };
     let mut stats = serde_json::Map::new();
     stats.insert("grants".to_owned(), grants.into());
     stats.insert("locks".to_owned(), locks.into());
@@ -297,31 +99,90 @@ pub fn check_mutual_exclusion(input: CheckInput<'_>) -> CheckReport {
         } else {
             Validity::Invalid
         },
-        summary,
+        summary: summary(grants, locks, judged, anomalies.len() as u64),
         judged: Judged::new(judged, "leases"),
         anomalies,
         stats,
     }
 }
 
-fn push_piece(lease: &mut Lease<'_>, op: &Op, complete: u64, lease_ms: u64) {
-    let end = op
-        .invoke_time
-        .saturating_add(lease_ms.saturating_mul(1_000_000));
-    if end > complete {
-        lease.pieces.push(Piece {
-            start: complete,
-            end,
-            start_op: op.invoke_index,
-            end_op: op.invoke_index,
-        });
+/// The sweep over one lock's certain intervals, ordered by start: each pair of
+/// tokens whose intervals overlap, once.
+fn overlaps(leases: &Leases<'_>, lock: &str) -> Vec<Anomaly> {
+    let mut list: Vec<(&Lease<'_>, &Interval)> = leases
+        .of_lock(lock)
+        .flat_map(|l| l.certain().iter().map(move |i| (l, i)))
+        .collect();
+    list.sort_unstable_by_key(|(l, i)| (i.start, i.end, l.token()));
+    let mut anomalies = Vec::new();
+    let mut reported: HashSet<(u64, u64)> = HashSet::new();
+    // The interval seen so far that reaches furthest. Intervals of one token
+    // are merged, so an interval overlapping the next is another token's.
+    let mut reach: Option<usize> = None;
+    for (i, &(lease, cur)) in list.iter().enumerate() {
+        let Some(r) = reach else {
+            reach = Some(i);
+            continue;
+        };
+        let (prev_lease, prev) = list[r];
+        if prev.end > cur.start && prev_lease.token() != lease.token() {
+            let pair = (
+                prev_lease.token().min(lease.token()),
+                prev_lease.token().max(lease.token()),
+            );
+            if reported.insert(pair) {
+                anomalies.push(overlap(lock, (prev_lease, prev), (lease, cur)));
+            }
+        }
+        if cur.end > prev.end {
+            reach = Some(i);
+        }
+    }
+    anomalies
+}
+
+/// The anomaly of two overlapping intervals, `a` starting first.
+fn overlap(lock: &str, a: (&Lease<'_>, &Interval), b: (&Lease<'_>, &Interval)) -> Anomaly {
+    let mut ops = vec![a.1.start_op, a.1.end_op, b.1.start_op, b.1.end_op];
+    ops.sort_unstable();
+    ops.dedup();
+    Anomaly::MutualExclusion {
+        lock: lock.to_owned(),
+        token: a.0.token(),
+        holder: a.0.first_acquire().actor(),
+        other_token: b.0.token(),
+        other_holder: b.0.first_acquire().actor(),
+        overlap_from: b.1.start,
+        overlap_to: a.1.end.min(b.1.end),
+        ops,
     }
 }
 
-fn holder(lease: &Lease<'_>) -> String {
-    lease
-        .holder
-        .map_or_else(|| "an unknown holder".to_owned(), Op::actor)
+fn summary(grants: u64, locks: u64, judged: u64, overlaps: u64) -> String {
+    if grants == 0 {
+        judged_nothing("no grant in the history")
+    } else if judged == 0 {
+        let none = match grants {
+            1 => "the grant vouched for no moment of its lease".to_owned(),
+            n => format!("none of the {n} grants vouched for a moment of its lease"),
+        };
+        judged_nothing(format!(
+            "{none} (answered after it ran out, or without a lease length)"
+        ))
+    } else if overlaps == 0 {
+        format!(
+            "{} of {}, {} vouched for: no two certainly held at once",
+            plural(grants, "grant", "grants"),
+            plural(locks, "lock", "locks"),
+            plural(judged, "lease", "leases"),
+        )
+    } else {
+        format!(
+            "{} of {} certainly held at the same time: the lock service broke mutual exclusion",
+            plural(overlaps, "pair", "pairs"),
+            plural(judged, "lease", "leases"),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +190,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::test_support::{Builder, input, ms};
 
     fn run(b: &Builder) -> CheckReport {

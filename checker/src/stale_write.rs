@@ -2,12 +2,14 @@
 //!
 //! # The property
 //!
-//! **Grants.** An `ok` `acquire` gives fencing token `t` of lock `L` to its node (the
-//! holder) for `lease_ms`. An `ok` `renew` of `t` extends it. The *lease deadline* of
-//! `t` is
+//! **Leases.** The leases are those of [`Leases`](crate::Leases) (see
+//! `lease.rs`): an `ok` `acquire` gives fencing token `t` of lock `L` to its
+//! node, each `ok` acquire or renew of `t` is a grant covering
+//! `[send time, send time + lease]`, and the *lease deadline* of `t` at time `x`
+//! is
 //!
 //! ```text
-//! deadline(t) = max over ok acquire/renew of t of (invoke_time + lease_ms · 10⁶)
+//! deadline_at(x) = max over ok acquire/renew of t sent no later than x of (invoke_time + lease_ms · 10⁶)
 //! ```
 //!
 //! It is computed from the *send* (invoke) time, not the reply time, on purpose: the
@@ -18,6 +20,13 @@
 //! if the server's lease happens to last a little longer. An ok renew without
 //! `lease_ms` extends by the acquire's lease; a grant whose lease length is not
 //! known at all has no deadline (only the superseding rule below applies to it).
+//!
+//! Only grants sent by `x` count at `x`: a renew sent after the lease ran out
+//! (which a lenient, buggy service may still answer `ok`) does not reach back.
+//! The holder of `t` has *lost the lease* at `x` when `x > deadline_at(x)`, or
+//! no grant of `t` was sent by `x` at all: between a lapse and a later renew
+//! there is a gap in which it holds nothing. Writes name no lock, so the leases
+//! of `t` on every lock that granted it count together.
 //!
 //! A renew of `t` that ended `info` or never completed, sent no later than the
 //! write was accepted, may have extended the lease by an unknown amount: the
@@ -39,12 +48,20 @@
 //!
 //! **Verdict for a write with token `t`**
 //!
-//! - *certain* stale if `lower > deadline(t)` (deadline known), or `lower` is after
+//! - *certain* stale if the holder had lost the lease at every moment of
+//!   `[lower, upper]` (that is, `lower > deadline_at(upper)`, or no grant of `t`
+//!   was sent by `upper`) and no renew of `t` is pending, or `lower` is after
 //!   the reply of a superseding grant;
-//! - otherwise *possible* if `upper > deadline(t)`, or `upper` is after the reply of
-//!   a superseding grant, or the deadline is unknown and `upper` is after the
-//!   deadline of the ok grants;
+//! - otherwise *possible* if the holder had lost the lease at some moment of
+//!   `[lower, upper]` (for a write straddling the deadline, `upper >
+//!   deadline_at(upper)`; a pending renew does not count as a grant), or
+//!   `upper` is after the reply of a superseding grant;
 //! - otherwise fine.
+//!
+//! The anomaly's `lease_deadline` is the deadline that ran out: the end of the
+//! stretch of lease holding `lower` when there is one, else the deadline at
+//! `lower`, else (a write before any grant of `t` was sent) the end of the first
+//! stretch; `late_by_ns` is how far `lower` is past it.
 //!
 //! A write whose token no ok acquire granted (the acquire ended `info`, or the
 //! token is garbage) is not judged and is counted as `unjudged`.
@@ -59,16 +76,14 @@
 //! acquire granted): a run without writes proves nothing about stale ones. The
 //! report counts as judged the accepted writes it judged.
 //!
-//! It runs in O(n log n): one pass for the leases, then one sweep over grants
+//! It runs in O(n log n): the leases once, then one sweep over grants
 //! ordered by reply time, answering every write's "smallest later token
-//! granted before this moment" from a per-lock ordered map.
+//! granted before this moment" ([`Leases::superseding`](crate::Leases::superseding)).
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
-
-use crate::check::CheckInput;
+use crate::input::CheckInput;
+use crate::lease::{Grant, Leases, TokenLeases};
 use crate::ledger::{Decision, LedgerEntry, WriteOps};
-use crate::op::{Call, Op, Outcome};
+use crate::op::{Call, Outcome};
 use crate::verdict::{
     Anomaly, Certainty, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
 };
@@ -118,68 +133,43 @@ pub fn check_stale_writes(input: CheckInput<'_>) -> CheckReport {
 
 /// [`check_stale_writes`], also returning the counts typed.
 pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, StaleWriteStats) {
-    let leases = Leases::new(input.ops);
+    let leases = Leases::from_ops(input.ops);
     let writes = accepted_and_rejected_writes(input);
 
-    // Writes we can judge, and the moments at which to ask for a superseding grant.
+    // Writes we can judge, and the moments at which to ask for a superseding
+    // grant: at the lower bound, and at the upper one when it differs.
     let mut stats = StaleWriteStats::default();
-    let mut queries: Vec<Query> = Vec::with_capacity(writes.len() * 2);
+    let mut judged: Vec<(usize, TokenLeases<'_, '_>)> = Vec::with_capacity(writes.len());
+    let mut asks = Vec::with_capacity(writes.len() * 2);
     for (w, write) in writes.iter().enumerate() {
         if write.accepted {
             stats.writes_accepted += 1;
         } else {
             stats.writes_rejected += 1;
         }
-        let Some(lease) = leases.by_token.get(&write.token) else {
+        let Some(token) = leases.token(write.token) else {
             if write.accepted {
                 stats.unjudged += 1;
             }
             continue;
         };
-        queries.push(Query {
-            at: write.lower,
-            lock: lease.lock,
-            token: write.token,
-            write: w,
-            upper: false,
-        });
-        if write.upper != write.lower {
-            queries.push(Query {
-                at: write.upper,
-                lock: lease.lock,
-                token: write.token,
-                write: w,
-                upper: true,
-            });
-        }
+        judged.push((w, token));
+        asks.push((token.first(), write.lower));
+        asks.push((token.first(), write.upper));
     }
-    let superseding = leases.superseding(queries, writes.len());
+    let superseding = leases.superseding(&asks);
 
     // Matching ledger entries to history ops costs a pass over every write; only
     // anomalies need it, so it is built on the first one.
     let mut matching: Option<WriteOps<'_>> = None;
     let mut anomalies = Vec::new();
-    for (w, write) in writes.iter().enumerate() {
-        let Some(lease) = leases.by_token.get(&write.token) else {
+    for (n, &(w, token)) in judged.iter().enumerate() {
+        let write = &writes[w];
+        let (before_lower, before_upper) = (superseding[2 * n], superseding[2 * n + 1]);
+        let Some(certainty) = judge(write, token, before_lower.is_some(), before_upper.is_some())
+        else {
             continue;
         };
-        let (before_lower, before_upper) = superseding[w];
-        let before_upper = if write.upper == write.lower {
-            before_lower
-        } else {
-            before_upper
-        };
-        let deadline_known = lease.pending_renew_from > write.upper;
-        let certainty =
-            if (deadline_known && write.lower > lease.deadline) || before_lower.is_some() {
-                Certainty::Certain
-            } else if write.upper > lease.deadline || before_upper.is_some() {
-                // `lease.deadline` is the ok grants' deadline: when a renew is pending
-                // this is the "deadline unknown and upper > ok-deadline" case.
-                Certainty::Possible
-            } else {
-                continue;
-            };
         if !write.accepted {
             stats.stale_rejected += 1;
             continue;
@@ -191,8 +181,7 @@ pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, Sta
         let later = match certainty {
             Certainty::Certain => before_lower,
             Certainty::Possible => before_upper,
-        }
-        .map(|g| &leases.grants[g]);
+        };
         let write_op = match (write.op, write.entry) {
             (Some(o), _) => Some(o),
             (None, Some(entry)) => matching
@@ -200,27 +189,7 @@ pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, Sta
                 .find(entry),
             (None, None) => None,
         };
-        let mut ops = vec![lease.deadline_op];
-        ops.extend(write_op.map(|o| input.ops[o].invoke_index));
-        ops.extend(later.map(|g| g.invoke_index));
-        anomalies.push(Anomaly::StaleWrite {
-            certainty,
-            writer: match (write.entry, write_op) {
-                (Some(entry), _) => entry.from.clone(),
-                (None, Some(o)) => input.ops[o].actor(),
-                (None, None) => "an unknown writer".to_owned(),
-            },
-            key: write.key.to_owned(),
-            token: write.token,
-            data: write.data.to_owned(),
-            accepted_at: write.lower,
-            lease_deadline: lease.deadline,
-            late_by_ns: write.lower.saturating_sub(lease.deadline),
-            superseded_by: later.map(|g| g.token),
-            superseded_holder: later.and_then(|g| g.holder.map(str::to_owned)),
-            ops,
-            ledger: write.ledger.into_iter().collect(),
-        });
+        anomalies.push(anomaly(input, write, write_op, token, certainty, later));
     }
 
     let validity = if stats.stale_accepted > stats.stale_possible {
@@ -239,6 +208,80 @@ pub fn check_stale_writes_with_stats(input: CheckInput<'_>) -> (CheckReport, Sta
         stats: stats.to_map(),
     };
     (report, stats)
+}
+
+/// Whether `write` is stale, and how surely, given whether a superseding grant
+/// was answered before its lower and its upper bound; `None` when it is fine.
+fn judge(
+    write: &Write<'_>,
+    token: TokenLeases<'_, '_>,
+    superseded_before_lower: bool,
+    superseded_before_upper: bool,
+) -> Option<Certainty> {
+    let deadline_known = token
+        .first_pending_renew()
+        .is_none_or(|sent| sent > write.upper);
+    let lost_throughout = token
+        .deadline_grant_at(write.upper)
+        .is_none_or(|g| g.deadline().is_some_and(|d| d < write.lower));
+    if (deadline_known && lost_throughout) || superseded_before_lower {
+        Some(Certainty::Certain)
+    } else if token.first_lapse(write.lower, write.upper).is_some() || superseded_before_upper {
+        Some(Certainty::Possible)
+    } else {
+        None
+    }
+}
+
+/// The deadline that ran out on a write accepted from `lower` on, and the
+/// invocation index of the grant that set it (see the module documentation).
+fn deadline_for(token: TokenLeases<'_, '_>, lower: u64) -> (u64, u64) {
+    if let Some(stretch) = token.possible_at(lower) {
+        return (stretch.deadline(), stretch.end_op);
+    }
+    if let Some(g) = token.deadline_grant_at(lower) {
+        return (g.deadline().unwrap_or(u64::MAX), g.op.invoke_index);
+    }
+    // Before any grant of the token was sent: the first stretch it had.
+    token
+        .possible_after(lower)
+        .and_then(|i| token.possible_at(i.start))
+        .map_or(
+            (u64::MAX, token.first().first_acquire().invoke_index),
+            |i| (i.deadline(), i.end_op),
+        )
+}
+
+fn anomaly(
+    input: CheckInput<'_>,
+    write: &Write<'_>,
+    write_op: Option<usize>,
+    token: TokenLeases<'_, '_>,
+    certainty: Certainty,
+    later: Option<&Grant<'_>>,
+) -> Anomaly {
+    let (lease_deadline, deadline_op) = deadline_for(token, write.lower);
+    let mut ops = vec![deadline_op];
+    ops.extend(write_op.map(|o| input.ops[o].invoke_index));
+    ops.extend(later.map(|g| g.op.invoke_index));
+    Anomaly::StaleWrite {
+        certainty,
+        writer: match (write.entry, write_op) {
+            (Some(entry), _) => entry.from.clone(),
+            (None, Some(o)) => input.ops[o].actor(),
+            (None, None) => "an unknown writer".to_owned(),
+        },
+        key: write.key.to_owned(),
+        token: write.token,
+        data: write.data.to_owned(),
+        accepted_at: write.lower,
+        lease_deadline,
+        late_by_ns: write.lower.saturating_sub(lease_deadline),
+        superseded_by: later.map(Grant::token),
+        superseded_holder: later.and_then(|g| g.op.node.clone()),
+        ops,
+        ledger: write.ledger.into_iter().collect(),
+    }
 }
 
 fn summary(s: &StaleWriteStats) -> String {
@@ -280,159 +323,6 @@ fn summary(s: &StaleWriteStats) -> String {
         );
     }
     line
-}
-
-/// What is known of one token's lease.
-struct Lease {
-    /// Interned lock name, from the first ok acquire of the token.
-    lock: usize,
-    lease_ms: Option<u64>,
-    /// Deadline of the ok grants (`u64::MAX` when a lease length is unknown).
-    deadline: u64,
-    /// Invoke index of the acquire or renew that set `deadline`.
-    deadline_op: u64,
-    /// Earliest send time of a renew that ended `info` or never completed
-    /// (`u64::MAX`: none).
-    pending_renew_from: u64,
-}
-
-/// An ok acquire that granted a token, as a possible superseding grant.
-struct Grant<'a> {
-    lock: usize,
-    token: u64,
-    complete_time: u64,
-    invoke_index: u64,
-    holder: Option<&'a str>,
-}
-
-struct Leases<'a> {
-    by_token: HashMap<u64, Lease>,
-    /// Every ok acquire with a token, in order of reply time.
-    grants: Vec<Grant<'a>>,
-    locks: usize,
-}
-
-/// "Which is the smallest token above `token` of `lock` granted before `at`?"
-struct Query {
-    at: u64,
-    lock: usize,
-    token: u64,
-    write: usize,
-    /// Asked at the write's upper bound (else at its lower bound).
-    upper: bool,
-}
-
-fn lease_end(invoke_time: u64, lease_ms: Option<u64>) -> u64 {
-    match lease_ms {
-        Some(ms) => invoke_time.saturating_add(ms.saturating_mul(1_000_000)),
-        None => u64::MAX,
-    }
-}
-
-impl<'a> Leases<'a> {
-    fn new(ops: &'a [Op]) -> Self {
-        let mut lock_ids: HashMap<&'a str, usize> = HashMap::new();
-        let mut by_token: HashMap<u64, Lease> = HashMap::new();
-        let mut grants = Vec::new();
-        // Acquires first, so renews can fall back on the acquire's lease length.
-        for op in ops {
-            let Call::Acquire {
-                lock,
-                token: Some(token),
-                lease_ms,
-            } = &op.call
-            else {
-                continue;
-            };
-            let (Outcome::Ok, Some(complete_time)) = (op.outcome, op.complete_time) else {
-                continue;
-            };
-            let next_id = lock_ids.len();
-            let lock = *lock_ids.entry(lock.as_str()).or_insert(next_id);
-            grants.push(Grant {
-                lock,
-                token: *token,
-                complete_time,
-                invoke_index: op.invoke_index,
-                holder: op.node.as_deref(),
-            });
-            let end = lease_end(op.invoke_time, *lease_ms);
-            let lease = by_token.entry(*token).or_insert(Lease {
-                lock,
-                lease_ms: *lease_ms,
-                deadline: end,
-                deadline_op: op.invoke_index,
-                pending_renew_from: u64::MAX,
-            });
-            if end > lease.deadline {
-                lease.deadline = end;
-                lease.deadline_op = op.invoke_index;
-            }
-        }
-        for op in ops {
-            let Call::Renew {
-                token, lease_ms, ..
-            } = &op.call
-            else {
-                continue;
-            };
-            let Some(lease) = by_token.get_mut(token) else {
-                continue;
-            };
-            match op.outcome {
-                Outcome::Ok => {
-                    let end = lease_end(op.invoke_time, lease_ms.or(lease.lease_ms));
-                    if end > lease.deadline {
-                        lease.deadline = end;
-                        lease.deadline_op = op.invoke_index;
-                    }
-                }
-                Outcome::Info => {
-                    lease.pending_renew_from = lease.pending_renew_from.min(op.invoke_time);
-                }
-                Outcome::Fail => {}
-            }
-        }
-        grants.sort_by_key(|g| g.complete_time);
-        Leases {
-            by_token,
-            grants,
-            locks: lock_ids.len(),
-        }
-    }
-
-    /// For each write, the smallest superseding grant (position in `grants`) that
-    /// completed strictly before its lower bound, and before its upper bound.
-    ///
-    /// Offline sweep: queries and grants both in time order; a grant enters its
-    /// lock's ordered map once it completed before the query's moment, and the
-    /// answer is the first token above the write's.
-    fn superseding(
-        &self,
-        mut queries: Vec<Query>,
-        writes: usize,
-    ) -> Vec<(Option<usize>, Option<usize>)> {
-        let mut out = vec![(None, None); writes];
-        queries.sort_unstable_by_key(|q| q.at);
-        let mut granted: Vec<BTreeMap<u64, usize>> = vec![BTreeMap::new(); self.locks];
-        let mut next = 0;
-        for q in &queries {
-            while let Some(g) = self.grants.get(next).filter(|g| g.complete_time < q.at) {
-                granted[g.lock].entry(g.token).or_insert(next);
-                next += 1;
-            }
-            let found = granted[q.lock]
-                .range((Bound::Excluded(q.token), Bound::Unbounded))
-                .next()
-                .map(|(_, &g)| g);
-            if q.upper {
-                out[q.write].1 = found;
-            } else {
-                out[q.write].0 = found;
-            }
-        }
-        out
-    }
 }
 
 /// A write storage decided on (or, without a ledger, one whose reply says so).
@@ -506,7 +396,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::test_support::{Builder, input, ms, seed_scenario};
 
     fn run(b: &Builder, with_ledger: bool) -> (CheckReport, StaleWriteStats) {
@@ -681,6 +571,129 @@ mod tests {
         b.ledger(150, "k", 1, "a", "w1", crate::ledger::Decision::Accepted);
         b.renew(1, "L", 1, 100, 170, Some((171, EventType::Info)));
         assert_eq!(run(&b, true).0.validity, Validity::Invalid);
+    }
+
+    /// The (data, certainty, lease deadline, lateness, ops) of each anomaly.
+    fn stale(report: &CheckReport) -> Vec<(String, Certainty, u64, u64, Vec<u64>)> {
+        report
+            .anomalies
+            .iter()
+            .map(|a| match a {
+                Anomaly::StaleWrite {
+                    data,
+                    certainty,
+                    lease_deadline,
+                    late_by_ns,
+                    ops,
+                    ..
+                } => (
+                    data.clone(),
+                    *certainty,
+                    *lease_deadline,
+                    *late_by_ns,
+                    ops.clone(),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_renew_sent_after_the_write_does_not_make_it_fresh() {
+        // A zombie wakes after its 1 s lease ran out, writes at 1.5 s, then
+        // renews at 2 s, and a lenient service says ok.
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 1); // 0
+        b.write(1, "k", 1, "late", 1490, 1510, EventType::Ok); // 2
+        b.ledger(
+            1500,
+            "k",
+            1,
+            "late",
+            "w1",
+            crate::ledger::Decision::Accepted,
+        );
+        b.renew(1, "L", 1, 1000, 2000, Some((2001, EventType::Ok))); // 4
+        for with_ledger in [true, false] {
+            let (report, stats) = run(&b, with_ledger);
+            assert_eq!(report.validity, Validity::Invalid, "{with_ledger}");
+            let accepted = if with_ledger { 1500 } else { 1490 };
+            assert_eq!(
+                stale(&report),
+                [(
+                    "late".to_owned(),
+                    Certainty::Certain,
+                    ms(1000),
+                    ms(accepted - 1000),
+                    vec![0, 2]
+                )],
+                "{with_ledger}"
+            );
+            assert_eq!(stats.stale_possible, 0);
+        }
+    }
+
+    #[test]
+    fn a_lapsed_lease_renewed_later_leaves_a_gap() {
+        // Lapsed at 1 s, renewed at 2 s: the write in the gap is stale, the
+        // one after the renew was sent is not.
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 1); // 0
+        b.write(1, "k", 1, "gap", 1490, 1510, EventType::Ok); // 2
+        b.ledger(1500, "k", 1, "gap", "w1", crate::ledger::Decision::Accepted);
+        b.renew(1, "L", 1, 1000, 2000, Some((2001, EventType::Ok))); // 4
+        b.write(1, "k", 1, "renewed", 2490, 2510, EventType::Ok); // 6
+        b.ledger(
+            2500,
+            "k",
+            1,
+            "renewed",
+            "w1",
+            crate::ledger::Decision::Accepted,
+        );
+        let (report, stats) = run(&b, true);
+        assert_eq!(report.validity, Validity::Invalid);
+        assert_eq!(
+            stale(&report),
+            [(
+                "gap".to_owned(),
+                Certainty::Certain,
+                ms(1000),
+                ms(500),
+                vec![0, 2]
+            )]
+        );
+        assert_eq!(stats.writes_accepted, 2);
+    }
+
+    #[test]
+    fn a_renew_sent_in_time_extends_the_lease_without_a_gap() {
+        // Renewed at 0.8 s, before the lease ran out: held until 1.8 s, then a
+        // gap until the renew sent at 3 s. Judged from the replies (no ledger).
+        let mut b = Builder::new();
+        b.acquire(1, "L", 1, 1000, 0, 1); // 0
+        b.renew(1, "L", 1, 1000, 800, Some((810, EventType::Ok))); // 2
+        b.write(1, "k", 1, "a", 1500, 1510, EventType::Ok); // 4: within
+        b.write(1, "k", 1, "b", 1700, 1900, EventType::Ok); // 6: straddles 1.8 s
+        b.write(1, "k", 1, "c", 2000, 2010, EventType::Ok); // 8: in the gap
+        b.renew(1, "L", 1, 1000, 3000, Some((3010, EventType::Ok))); // 10
+        b.write(1, "k", 1, "d", 3500, 3510, EventType::Ok); // 12: within again
+        let (report, stats) = run(&b, false);
+        assert_eq!(report.validity, Validity::Invalid);
+        assert_eq!(
+            stale(&report),
+            [
+                ("b".to_owned(), Certainty::Possible, ms(1800), 0, vec![2, 6]),
+                (
+                    "c".to_owned(),
+                    Certainty::Certain,
+                    ms(1800),
+                    ms(200),
+                    vec![2, 8]
+                ),
+            ]
+        );
+        assert_eq!((stats.stale_accepted, stats.stale_possible), (2, 1));
     }
 
     #[test]

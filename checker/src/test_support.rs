@@ -5,8 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::check::CheckInput;
-use crate::history::{Event, EventType, History, Process};
+use crate::event::{Event, EventType, Process};
+use crate::history::History;
+use crate::input::CheckInput;
 use crate::ledger::{Decision, LedgerEntry};
 use crate::op::Op;
 

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::check::CheckInput;
+use crate::input::CheckInput;
 use crate::op::{Call, Outcome};
 use crate::verdict::{
     Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
@@ -177,7 +177,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::EventType;
+    use crate::event::EventType;
     use crate::test_support::{Builder, input};
 
     fn run(b: &Builder) -> CheckReport {

@@ -25,8 +25,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::models::{CasOp, CasReply, LockOp, MutexOp, RegisterOp, Stored};
-use super::{Operation, Partition};
-use crate::history::{Event, EventType, Process};
+use super::types::{Operation, Partition};
+use crate::event::{Event, EventType, Process};
+use crate::lease::{Lease, Leases};
 use crate::op::{Call, Op, Outcome};
 
 const MS: u64 = 1_000_000;
@@ -168,25 +169,14 @@ pub(crate) fn leasehold_storage(ops: &[Op]) -> Converted<RegisterOp<Stored>, Opt
 /// An `info` acquire whose lease is unknown is given a lease of zero (it cannot
 /// keep anyone else from the lock), and an `info` renew whose lease is unknown
 /// extends nothing: the lenient choices. An `ok` renew without `lease_ms`
-/// extends by the lease of the acquire that granted its token.
+/// extends by the lease length of its lease (see [`Leases`]).
 pub(crate) fn leasehold_lock(
     ops: &[Op],
     ttl_ms_of: &dyn Fn(u64) -> Option<u64>,
 ) -> Converted<LockOp, Option<u64>> {
     let mut s = Sorter::new();
     let mut clients = Clients::default();
-    // Lease of each token, from its ok acquire.
-    let lease_of: HashMap<(&str, u64), u64> = ops
-        .iter()
-        .filter_map(|op| match &op.call {
-            Call::Acquire {
-                lock,
-                token: Some(t),
-                lease_ms: Some(l),
-            } if op.is_ok() => Some(((lock.as_str(), *t), *l)),
-            _ => None,
-        })
-        .collect();
+    let leases = Leases::from_ops(ops);
     for op in ops {
         let lock = match &op.call {
             Call::Acquire { lock, .. } | Call::Renew { lock, .. } | Call::Release { lock, .. } => {
@@ -228,7 +218,7 @@ pub(crate) fn leasehold_lock(
                 let ttl_ms = if known {
                     lease_ms
                         .or_else(asked)
-                        .or_else(|| lease_of.get(&(lock.as_str(), token)).copied())
+                        .or_else(|| leases.for_call(lock, token).and_then(Lease::lease_ms))
                 } else {
                     asked()
                 };

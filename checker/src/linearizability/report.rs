@@ -11,8 +11,9 @@ use super::model::Model;
 use super::models::{
     CasOp, CasRegister, FencedMutex, Mutex, Register, RegisterOp, StrictCasRegister,
 };
-use super::{Analysis, Limits, Linearizability, Partition, check_partitions, combine_analyses};
-use crate::history::Event;
+use super::run::{check_partitions, combine_analyses};
+use super::types::{Analysis, Limits, Linearizability, Operation, Partition};
+use crate::event::Event;
 use crate::op::Op;
 use crate::verdict::{
     Anomaly, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
@@ -136,7 +137,7 @@ pub fn check_linearizability(events: &[Event], model: ModelKind, limits: Limits)
                         ops: p
                             .ops
                             .into_iter()
-                            .map(|op| super::Operation {
+                            .map(|op| Operation {
                                 id: op.id,
                                 process: op.process,
                                 call: op.call,

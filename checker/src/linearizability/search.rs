@@ -53,7 +53,7 @@ use std::time::Instant;
 use hashbrown::HashTable;
 
 use super::model::Model;
-use super::{Counterexample, LimitHit, Limits, Linearizability, Operation};
+use super::types::{Counterexample, LimitHit, Limits, Linearizability, Operation};
 
 const NONE: u32 = u32::MAX;
 const HEAD: u32 = 0;

@@ -3,9 +3,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::history::{Event, EventType, Process};
+use crate::event::{Event, EventType, Process};
 use crate::test_support::{Builder, seed_scenario};
-use crate::verdict::{Anomaly, CheckReport};
+use crate::verdict::{Anomaly, CheckReport, Validity};
 
 const INFO: u64 = u64::MAX;
 

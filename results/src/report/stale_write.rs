@@ -1,0 +1,394 @@
+//! A stale write told as the story of the run, in time order: the grant, the
+//! fault, the expiry, the next grant, the resume, the write.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use leasehold_checker::{Anomaly, Call, Certainty, Event, Op, Process};
+
+use super::context::Ctx;
+use super::story::ledger_note;
+use super::text::esc;
+use crate::summary::ms;
+
+/// A line of a story: when, what (already HTML), and the events behind it.
+struct Step {
+    time: u64,
+    /// Keeps steps at the same instant in the order of the story.
+    order: u8,
+    class: &'static str,
+    html: String,
+    indexes: Vec<u64>,
+}
+
+/// The seed scenario, told from the history: who got the stale token, who froze
+/// it, when the lease ran out, who got the next token and wrote, the resume, and
+/// the write storage should have refused.
+pub(super) fn stale_write_story(
+    h: &mut String,
+    anomaly: &Anomaly,
+    ctx: &Ctx<'_>,
+    evidence: &mut HashSet<u64>,
+) {
+    let Anomaly::StaleWrite {
+        writer,
+        token,
+        accepted_at,
+        lease_deadline,
+        ops: cited,
+        ledger,
+        ..
+    } = anomaly
+    else {
+        return;
+    };
+    let (token, accepted_at) = (*token, *accepted_at);
+    let cited: HashSet<u64> = cited.iter().copied().collect();
+    let mut steps: Vec<Step> = Vec::new();
+
+    // 1. The grant of the stale token.
+    let stale_grant = stale_grant(ctx, token, writer, accepted_at, &cited);
+    if let Some(op) = stale_grant {
+        steps.push(grant_step(op, 0));
+    }
+    // 2. The fault that held the writer back, and its end.
+    fault_steps(
+        &mut steps,
+        ctx,
+        writer,
+        token,
+        stale_grant.map_or(0, op_time),
+        accepted_at,
+    );
+    // 3. The lease runs out.
+    if *lease_deadline > 0 && *lease_deadline < accepted_at {
+        steps.push(Step {
+            time: *lease_deadline,
+            order: 2,
+            class: "expiry",
+            html: format!("<b>{}</b>'s lease on token {token} expires", esc(writer)),
+            indexes: vec![],
+        });
+    }
+    // 4. The next holder gets its token and writes.
+    next_holder_steps(&mut steps, ctx, anomaly);
+    // 5. The stale write: sent by the resumed writer, accepted by storage.
+    stale_write_steps(&mut steps, ctx, anomaly);
+
+    steps.sort_by_key(|s| (s.time, s.order));
+    timeline(h, &steps, ctx, evidence);
+    evidence.extend(cited.iter().copied());
+    ledger_note(h, ledger);
+}
+
+/// The ok acquires and renews of `token`, in invocation order, from the leases.
+fn grants_of<'c>(ctx: &Ctx<'c>, token: u64) -> Vec<&'c Op> {
+    ctx.leases
+        .token(token)
+        .map(|t| t.grants().into_iter().map(|g| g.op).collect())
+        .unwrap_or_default()
+}
+
+/// The grant of the stale token: the one the checker cited, else the writer's
+/// last grant of that token before storage accepted, else the last grant.
+fn stale_grant<'c>(
+    ctx: &Ctx<'c>,
+    token: u64,
+    writer: &str,
+    accepted_at: u64,
+    cited: &HashSet<u64>,
+) -> Option<&'c Op> {
+    let grants = grants_of(ctx, token);
+    let last = |f: &dyn Fn(&Op) -> bool| grants.iter().rev().find(|op| f(op)).copied();
+    last(&|op| op_indexes(op).iter().any(|i| cited.contains(i)))
+        .or_else(|| last(&|op| op.actor() == writer && op_time(op) <= accepted_at))
+        .or_else(|| grants.last().copied())
+}
+
+fn grant_step(op: &Op, order: u8) -> Step {
+    Step {
+        time: op_time(op),
+        order,
+        class: "grant",
+        html: grant_text(op),
+        indexes: op_indexes(op),
+    }
+}
+
+/// The fault that held the writer back after `after` (a pause that froze it,
+/// or a partition that cut it off from the lock service), and its end.
+fn fault_steps(
+    steps: &mut Vec<Step>,
+    ctx: &Ctx<'_>,
+    writer: &String,
+    token: u64,
+    after: u64,
+    accepted_at: u64,
+) {
+    let fault = ctx.events.iter().rfind(|e| {
+        (is_nemesis(e, "pause") || is_nemesis(e, "partition"))
+            && e.time >= after
+            && e.time <= accepted_at
+            && nemesis_nodes(e).is_some_and(|n| n.iter().any(|n| n == writer))
+    });
+    if let Some(p) = fault {
+        let paused = p.f == "pause";
+        let cut_from: Vec<String> = p
+            .value
+            .get("grudge")
+            .and_then(|g| g.get(writer.as_str()))
+            .and_then(|d| d.as_array())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let html = if paused {
+            format!(
+                "the nemesis pauses <b>{}</b> (SIGSTOP): it cannot act nor notice time passing",
+                esc(writer)
+            )
+        } else if cut_from.is_empty() {
+            format!(
+                "the nemesis partitions the network around <b>{}</b>",
+                esc(writer)
+            )
+        } else {
+            format!(
+                "the nemesis cuts <b>{}</b> off from {}: its renewals go unanswered, but it can still reach storage",
+                esc(writer),
+                esc(&cut_from.join(", "))
+            )
+        };
+        steps.push(Step {
+            time: p.time,
+            order: 1,
+            class: "fault",
+            html,
+            indexes: vec![p.index],
+        });
+        let end_f = if paused { "resume" } else { "heal" };
+        let end = ctx.events.iter().find(|e| {
+            is_nemesis(e, end_f)
+                && e.time >= p.time
+                && nemesis_nodes(e).is_none_or(|n| n.is_empty() || n.iter().any(|n| n == writer))
+        });
+        if let Some(r) = end {
+            let html = if paused {
+                format!(
+                    "the nemesis resumes <b>{}</b> (SIGCONT): it still believes it holds token {token}",
+                    esc(writer)
+                )
+            } else {
+                format!(
+                    "the nemesis heals the partition around <b>{}</b>",
+                    esc(writer)
+                )
+            };
+            steps.push(Step {
+                time: r.time,
+                order: 4,
+                class: "fault",
+                html,
+                indexes: vec![r.index],
+            });
+        }
+    }
+}
+
+/// The next holder's grant and its first write with the new token.
+fn next_holder_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
+    let Anomaly::StaleWrite {
+        accepted_at,
+        superseded_by,
+        superseded_holder,
+        ..
+    } = anomaly
+    else {
+        return;
+    };
+    let accepted_at = *accepted_at;
+    if let Some(next) = *superseded_by {
+        if let Some(&op) = grants_of(ctx, next).first() {
+            steps.push(grant_step(op, 3));
+            let next_write = ctx.ops.iter().find(|w| {
+                w.is_ok()
+                    && w.invoke_time >= op.invoke_time
+                    && matches!(&w.call, Call::Write { token: t, .. } if *t == next)
+            });
+            if let Some(w) = next_write {
+                steps.push(Step {
+                    time: op_time(w),
+                    order: 3,
+                    class: "write",
+                    html: format!("{} (accepted)", write_text(w)),
+                    indexes: op_indexes(w),
+                });
+            }
+        } else {
+            let who = superseded_holder.as_deref().unwrap_or("another client");
+            steps.push(Step {
+                time: accepted_at,
+                order: 3,
+                class: "grant",
+                html: format!(
+                    "token {next} had been granted to <b>{}</b> (its grant is not in the history)",
+                    esc(who)
+                ),
+                indexes: vec![],
+            });
+        }
+    }
+}
+
+/// The stale write as the writer sent it, and storage's acceptance.
+fn stale_write_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
+    let Anomaly::StaleWrite {
+        certainty,
+        writer,
+        key,
+        token,
+        data,
+        accepted_at,
+        late_by_ns,
+        superseded_by,
+        ..
+    } = anomaly
+    else {
+        return;
+    };
+    let (token, accepted_at) = (*token, *accepted_at);
+    let stale_write = ctx
+        .ops
+        .iter()
+        .filter(|w| {
+            w.actor() == *writer
+                && matches!(&w.call, Call::Write { key: k, token: t, data: d }
+                    if *t == token && k == key && d == data)
+        })
+        .find(|w| w.invoke_time <= accepted_at)
+        .or_else(|| {
+            ctx.ops.iter().find(|w| {
+                matches!(&w.call, Call::Write { token: t, data: d, .. } if *t == token && d == data)
+            })
+        });
+    if let Some(w) = stale_write {
+        steps.push(Step {
+            time: w.invoke_time,
+            order: 5,
+            class: "write",
+            html: format!("{} (sent)", write_text(w)),
+            indexes: vec![w.invoke_index],
+        });
+    }
+    let verb = match certainty {
+        Certainty::Certain => "accepts",
+        Certainty::Possible => "may have accepted",
+    };
+    let mut accepted = format!(
+        "storage {verb} <b>{}</b>'s write {} to {} with token {token}",
+        esc(writer),
+        esc(&format!("{data:?}")),
+        esc(&format!("{key:?}"))
+    );
+    if *late_by_ns > 0 {
+        accepted += &format!(", {} after its lease expired", ms(*late_by_ns));
+    }
+    if let Some(next) = superseded_by {
+        accepted += &format!(", after token {next} had been granted");
+    }
+    steps.push(Step {
+        time: accepted_at,
+        order: 6,
+        class: "stale",
+        html: accepted,
+        indexes: stale_write
+            .and_then(|w| w.complete_index)
+            .into_iter()
+            .collect(),
+    });
+}
+
+/// The steps as an ordered list, each with links to its events.
+fn timeline(h: &mut String, steps: &[Step], ctx: &Ctx<'_>, evidence: &mut HashSet<u64>) {
+    h.push_str("<ol class=\"timeline\">\n");
+    for s in steps {
+        let links: Vec<String> = s.indexes.iter().map(|&i| ctx.link(i)).collect();
+        evidence.extend(s.indexes.iter().copied());
+        let _ = writeln!(
+            h,
+            "<li class=\"{}\"><span class=\"t\">{}</span> {} {}</li>",
+            s.class,
+            ms(s.time),
+            s.html,
+            links.join(" ")
+        );
+    }
+    h.push_str("</ol>\n");
+}
+
+/// `w1 acquires lock "L": token 33, lease 2000 ms (requested at 0.0 ms)`.
+pub(super) fn grant_text(op: &Op) -> String {
+    let (verb, lock, token, lease) = match &op.call {
+        Call::Acquire {
+            lock,
+            token,
+            lease_ms,
+        } => ("acquires", lock, token.unwrap_or_default(), *lease_ms),
+        Call::Renew {
+            lock,
+            token,
+            lease_ms,
+        } => ("renews", lock, *token, *lease_ms),
+        _ => ("is granted", &String::new(), 0, None),
+    };
+    let mut s = format!(
+        "<b>{}</b> {verb} lock {}: token <b>{token}</b>",
+        esc(&op.actor()),
+        esc(&format!("{lock:?}"))
+    );
+    if let Some(lease) = lease {
+        s += &format!(", lease {lease} ms");
+    }
+    s += &format!(" (requested at {})", ms(op.invoke_time));
+    s
+}
+
+/// `w2 writes "w2-1" to "k" with token 34`.
+pub(super) fn write_text(op: &Op) -> String {
+    match &op.call {
+        Call::Write { key, token, data } => format!(
+            "<b>{}</b> writes {} to {} with token {token}",
+            esc(&op.actor()),
+            esc(&format!("{data:?}")),
+            esc(&format!("{key:?}"))
+        ),
+        _ => format!("<b>{}</b> writes", esc(&op.actor())),
+    }
+}
+
+/// When an operation's outcome was known: its completion, or its invocation.
+pub(super) fn op_time(op: &Op) -> u64 {
+    op.complete_time.unwrap_or(op.invoke_time)
+}
+
+pub(super) fn op_indexes(op: &Op) -> Vec<u64> {
+    std::iter::once(op.invoke_index)
+        .chain(op.complete_index)
+        .collect()
+}
+
+pub(super) fn is_nemesis(e: &Event, f: &str) -> bool {
+    e.f == f && matches!(&e.process, Process::Named(n) if n == "nemesis")
+}
+
+/// The nodes a nemesis event names: `{"nodes": [...]}` or a bare list.
+pub(super) fn nemesis_nodes(e: &Event) -> Option<Vec<String>> {
+    let list = e.value.get("nodes").unwrap_or(&e.value).as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
