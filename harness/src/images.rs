@@ -19,6 +19,14 @@
 //! The tag of an image is a hash of its content, so an image is only built
 //! when the binary or one of its libraries changed.
 //!
+//! Building a new node image prunes the other node images, but only those no
+//! container uses (running or not) and no live run has registered. A run
+//! registers a tag before it looks for the image in the engine, and pruning
+//! reads the registrations after it has listed the images, with packing and
+//! pruning excluding each other through a machine-wide lock: so a pruner
+//! either sees the tag or ran before the run looked, and then the run builds
+//! the image again.
+//!
 //! Limitations: libraries that `ldd` found only through `LD_LIBRARY_PATH`, or
 //! through an `RPATH` relative to `$ORIGIN` (the binary moves in the image),
 //! are copied but the loader will not look for them there.
@@ -31,6 +39,7 @@ use anyhow::{Context as _, anyhow, bail};
 use bollard::Docker;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt as _;
+use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest as _, Sha256};
 
 /// Repository prefix of every image leasehold builds.
@@ -271,6 +280,10 @@ fn collect_files(binary: &Path, entrypoint: &str) -> anyhow::Result<Vec<(PathBuf
 /// a `FROM scratch` image `leasehold/<name>:<content hash>` whose entrypoint is
 /// the binary, copied to the absolute path `entrypoint`. Builds it through the
 /// engine's API unless an image with that tag already exists.
+///
+/// The tag is added to the registration of the run this process controls
+/// first, so that no pruning removes the image while the run lives: a run must
+/// register before it packs its images.
 pub async fn pack_binary(
     docker: &Docker,
     binary: &Path,
@@ -292,6 +305,13 @@ pub async fn pack_binary(
     };
     let tag = format!("{REPOSITORY_PREFIX}{name}:{}", &context.hash[..16]);
 
+    // Held until the image exists: no pruning falls between recording the
+    // tag and finding (or building) the image.
+    let _packing = lock_images(LockKind::Shared)
+        .await?
+        .context("lock the images")?;
+    crate::registry::record_image(&tag)
+        .with_context(|| format!("record image {tag} in the run's registration"))?;
     match docker.inspect_image(&tag).await {
         Ok(_) => return Ok(PackedImage { tag, built: false }),
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -350,9 +370,22 @@ pub async fn leasehold_image(docker: &Docker) -> anyhow::Result<PackedImage> {
     Ok(image)
 }
 
-/// Removes leasehold's node images other than `keep`. Images still used by a
-/// container are left alone (the removal is not forced). Returns what went.
+/// Removes leasehold's node images other than `keep` that no container uses
+/// (running or not) and no live run has registered. Skips the whole pruning
+/// when an image is being packed at that moment, or when the engine cannot
+/// say which images its containers use. Returns what went.
 pub async fn prune_node_images(docker: &Docker, keep: &str) -> Vec<String> {
+    let _pruning = match lock_images(LockKind::Exclusive).await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            tracing::debug!("an image is being packed: pruning left to a later build");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::warn!("not pruning node images: {e:#}");
+            return Vec::new();
+        }
+    };
     let filters = std::collections::HashMap::from([(
         "label".to_owned(),
         vec![format!("{IMAGE_LABEL}=node")],
@@ -364,9 +397,25 @@ pub async fn prune_node_images(docker: &Docker, keep: &str) -> Vec<String> {
     let Ok(images) = docker.list_images(Some(options)).await else {
         return Vec::new();
     };
+    // Registrations after the listing: a run that registered a tag before
+    // the listing is seen here; one that registers later finds its image gone
+    // when it looks, and builds it again.
+    let registered = crate::registry::live_images();
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    let Ok(containers) = docker.list_containers(Some(options)).await else {
+        return Vec::new();
+    };
+    let in_use: BTreeSet<String> = containers.into_iter().filter_map(|c| c.image_id).collect();
     let mut removed = Vec::new();
     for image in images {
-        if image.repo_tags.iter().any(|t| t == keep) {
+        let kept = image
+            .repo_tags
+            .iter()
+            .any(|t| t == keep || registered.contains(t));
+        if kept || in_use.contains(&image.id) {
             continue;
         }
         let options = bollard::query_parameters::RemoveImageOptions {
@@ -383,6 +432,40 @@ pub async fn prune_node_images(docker: &Docker, keep: &str) -> Vec<String> {
         }
     }
     removed
+}
+
+#[derive(Clone, Copy)]
+enum LockKind {
+    /// Packing: many at once, waiting for a pruning to end.
+    Shared,
+    /// Pruning: alone, and never waiting.
+    Exclusive,
+}
+
+/// Takes the machine-wide lock between packing and pruning images. None for
+/// an exclusive lock that someone else holds.
+async fn lock_images(kind: LockKind) -> anyhow::Result<Option<Flock<std::fs::File>>> {
+    let path = crate::machine::state_dir().join("images.lock");
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        let arg = match kind {
+            LockKind::Shared => FlockArg::LockShared,
+            LockKind::Exclusive => FlockArg::LockExclusiveNonblock,
+        };
+        match Flock::lock(file, arg) {
+            Ok(lock) => Ok(Some(lock)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(anyhow!(e).context(format!("lock {}", path.display()))),
+        }
+    })
+    .await
+    .context("the image lock task failed")?
 }
 
 /// The image of a third-party server found on the host (`/usr/bin/etcd`):

@@ -1,19 +1,21 @@
 //! leasehold: a fault-injection harness for distributed locks and the storage
 //! they guard. This crate is the `leasehold` binary: the CLI, the config, the
 //! runtimes that start nodes, and the orchestration of a run.
+//!
+//! Layers, each using only those below it: [`machine`] (leasehold's state on
+//! this machine), `config`, [`images`], `registry`; [`runtime`] (the
+//! node-control seam and its local and Docker implementations); `cleanup`;
+//! `run` (the lifecycle of a run); `cmd` and [`cli`] on top.
 
+mod cleanup;
 pub mod cli;
 mod cmd;
-mod collector;
 mod config;
-mod docker;
 pub mod images;
-mod local;
-mod nemesis_driver;
-mod netns;
+pub mod machine;
 mod registry;
 mod run;
-mod runtime;
+pub mod runtime;
 pub mod shutdown;
 
 pub use config::{Config, ConfigError};

@@ -73,7 +73,7 @@ impl Shutdown {
             me.cancel.cancel();
             let second = next(&mut streams).await;
             let resumed = match me.run_id.get() {
-                Some(id) => crate::registry::resume_run(id).await,
+                Some(id) => crate::cleanup::resume_run(id).await,
                 None => 0,
             };
             let _ = writeln!(

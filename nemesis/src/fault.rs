@@ -27,6 +27,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The fault's name in configs and histories: `pause`, `partition`, …
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Pause => "pause",
@@ -132,11 +133,15 @@ impl<'de> Deserialize<'de> for Target {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// What to inject.
     pub fault: FaultKind,
+    /// On which nodes; default `all`.
     #[serde(default = "all")]
     pub target: Target,
+    /// Partitions: the shape of the grudge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
+    /// Partitions that isolate: from whom; default every other node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Target>,
     /// How long the fault lasts before it is healed.
@@ -145,6 +150,7 @@ pub struct FaultSpec {
     /// Time between the starts of two faults of this generator; absent: once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<Span>,
+    /// When the first fault starts, from the start of the run.
     #[serde(default, with = "humantime_serde")]
     pub start_after: Duration,
 }
@@ -159,14 +165,20 @@ fn all() -> Target {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "RawTimelineEntry")]
 pub struct TimelineEntry {
+    /// When it starts, from the start of the run.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
+    /// What to inject.
     pub fault: FaultKind,
+    /// On which nodes.
     pub target: Target,
+    /// Partitions: the shape of the grudge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
+    /// Partitions that isolate: from whom; default every other node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Target>,
+    /// How long the fault lasts before it is healed.
     #[serde(rename = "for", with = "humantime_serde")]
     pub duration: Duration,
 }

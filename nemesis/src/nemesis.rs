@@ -6,11 +6,8 @@ use nix::sys::signal::Signal;
 use crate::NemesisError;
 use crate::node::NodeFacts;
 use crate::partition;
-use crate::pause::{signal_node, wait_for};
+use crate::pause::{STATE_LIMIT, signal_node, wait_for};
 use crate::topology::Grudge;
-
-/// How long a signal may take to show in `/proc` before we call it a failure.
-const STATE_LIMIT: Duration = Duration::from_secs(2);
 
 /// What one nemesis action did, for the harness to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,8 +22,8 @@ pub struct FaultEffect {
     pub latency: Duration,
 }
 
-/// Injects and heals faults, and remembers every fault still in force so that
-/// healing cannot be forgotten: [`Nemesis::heal_all`] undoes them, and so does
+/// Injects and heals faults on nodes known by their [`NodeFacts`], and
+/// remembers every fault still in force so that healing cannot be forgotten: [`Nemesis::heal_all`] undoes them, and so does
 /// dropping the nemesis (on error and panic paths).
 #[derive(Debug, Default)]
 pub struct Nemesis {
@@ -37,10 +34,12 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
+    /// A nemesis with no fault in force.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether `node` is paused by this nemesis now.
     pub fn is_paused(&self, node: &str) -> bool {
         self.paused.contains_key(node)
     }

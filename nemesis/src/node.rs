@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A node of the lock service.
     Lock,
+    /// A storage node.
     Storage,
+    /// A client worker.
     Worker,
 }
 
 impl Role {
+    /// The role's name in configs and targets: `lock`, `storage`, `worker`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Lock => "lock",
@@ -32,12 +36,17 @@ impl fmt::Display for Role {
 /// started it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeFacts {
+    /// The node's name, e.g. `w1`.
     pub name: String,
+    /// What it is for.
     pub role: Role,
     /// Host PIDs of every process of the node; a pause must reach all of them.
+    /// Empty while the node is down (killed and not yet restarted): a PID of a
+    /// dead node may already belong to another program.
     pub pids: Vec<i32>,
     /// The node's process group, when it has one of its own: signalling the group
-    /// reaches children the node forked after `pids` was read.
+    /// reaches children the node forked after `pids` was read. `None` while the
+    /// node is down.
     pub pgid: Option<i32>,
     /// Path of the node's network namespace, when it has one.
     pub netns: Option<PathBuf>,

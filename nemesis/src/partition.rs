@@ -102,7 +102,38 @@ struct Job<'a> {
     script: String,
 }
 
-fn plan<'a>(grudge: &Grudge, nodes: &'a [NodeFacts]) -> Result<Vec<Job<'a>>, NemesisError> {
+/// The packets one node drops: the source addresses of the nodes it holds a
+/// grudge against. Empty: it drops nothing, and its table is removed.
+pub type Drops = BTreeSet<IpAddr>;
+
+/// What `grudge` asks of each node of `nodes`, as data: the addresses each one
+/// drops, empty for the nodes the grudge leaves alone, so that putting the whole
+/// map in force replaces any partition among `nodes`.
+///
+/// Checks before anything is changed: a grudge naming a node missing from
+/// `nodes`, or a node whose address has no IP, is an error.
+///
+/// ```
+/// use leasehold_nemesis::{NodeFacts, Role, partition};
+///
+/// let node = |name: &str, addr: &str| NodeFacts {
+///     name: name.into(),
+///     role: Role::Worker,
+///     pids: vec![],
+///     pgid: None,
+///     netns: None,
+///     addr: addr.into(),
+/// };
+/// let nodes = [node("a", "10.0.0.1:1"), node("b", "10.0.0.2:0")];
+/// let grudge = [("a".to_owned(), ["b".to_owned()].into())].into();
+/// let drops = partition::drops(&grudge, &nodes).unwrap();
+/// assert_eq!(drops["a"].iter().map(|ip| ip.to_string()).collect::<Vec<_>>(), ["10.0.0.2"]);
+/// assert!(drops["b"].is_empty(), "b drops nothing: its table goes");
+/// ```
+pub fn drops(
+    grudge: &Grudge,
+    nodes: &[NodeFacts],
+) -> Result<BTreeMap<String, Drops>, NemesisError> {
     let by_name: BTreeMap<&str, &NodeFacts> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let lookup = |name: &str| {
         by_name
@@ -110,15 +141,54 @@ fn plan<'a>(grudge: &Grudge, nodes: &'a [NodeFacts]) -> Result<Vec<Job<'a>>, Nem
             .copied()
             .ok_or_else(|| NemesisError::UnknownNode(name.to_owned()))
     };
-    let mut drops_of: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
-    for (name, drops) in grudge {
+    let mut out: BTreeMap<String, Drops> = nodes
+        .iter()
+        .map(|n| (n.name.clone(), Drops::new()))
+        .collect();
+    for (name, dropped) in grudge {
         lookup(name)?;
-        let mut ips = BTreeSet::new();
-        for d in drops {
+        let ips = out.get_mut(name.as_str()).expect("every node has an entry");
+        for d in dropped {
             ips.insert(node_ip(lookup(d)?)?);
         }
-        drops_of.insert(name, ips);
     }
+    Ok(out)
+}
+
+/// One node's drops and the namespace they go into.
+#[derive(Clone, Copy, Debug)]
+pub struct NsDrops<'a> {
+    pub node: &'a str,
+    /// The node's network namespace (`/run/netns/…`, `/proc/<pid>/ns/net`).
+    pub netns: &'a Path,
+    pub drops: &'a Drops,
+}
+
+/// Puts each node's drops in force inside its namespace, replacing leasehold's
+/// table there (empty drops remove it), all nodes in parallel.
+///
+/// Waits for every node even when some fail, so that a failure on one never
+/// leaves another half-changed; the error names the first failing node (in
+/// the order of `rules`) and quotes nft's stderr. Blocks the calling thread
+/// until every `nft` has exited (see [`apply`] on what that means for latency).
+pub fn set_drops(rules: &[NsDrops<'_>]) -> Result<(), NemesisError> {
+    let jobs: Vec<Job<'_>> = rules
+        .iter()
+        .map(|r| Job {
+            node: r.node,
+            netns: r.netns,
+            script: if r.drops.is_empty() {
+                heal_script()
+            } else {
+                table_script(r.drops)
+            },
+        })
+        .collect();
+    run_all(&jobs)
+}
+
+fn plan<'a>(grudge: &Grudge, nodes: &'a [NodeFacts]) -> Result<Vec<Job<'a>>, NemesisError> {
+    let drops_of = drops(grudge, nodes)?;
     let mut jobs = Vec::new();
     for node in nodes {
         let script = match drops_of.get(node.name.as_str()) {

@@ -62,6 +62,48 @@ pub fn signal_node(node: &NodeFacts, signal: Signal) -> Result<(), NemesisError>
     Ok(())
 }
 
+/// How long a signal may take to show in `/proc` before it counts as failed.
+pub const STATE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Sends `signal` to every process of each node, then, for SIGSTOP and
+/// SIGCONT, waits until the kernel shows every live process of them stopped
+/// (or running again), up to `limit`. All nodes are signalled before any is
+/// waited for, so they stop together.
+///
+/// Blocks the calling thread while it waits: from async code, call it where
+/// blocking is allowed (`spawn_blocking`).
+///
+/// ```no_run
+/// use leasehold_nemesis::{NodeFacts, Role, STATE_LIMIT, deliver};
+/// use nix::sys::signal::Signal;
+///
+/// let w1 = NodeFacts {
+///     name: "w1".into(),
+///     role: Role::Worker,
+///     pids: vec![4242],
+///     pgid: Some(4242),
+///     netns: None,
+///     addr: "10.77.0.21:0".into(),
+/// };
+/// deliver(std::slice::from_ref(&w1), Signal::SIGSTOP, STATE_LIMIT)?; // a GC pause
+/// deliver(&[w1], Signal::SIGCONT, STATE_LIMIT)?;
+/// # Ok::<(), leasehold_nemesis::NemesisError>(())
+/// ```
+pub fn deliver(nodes: &[NodeFacts], signal: Signal, limit: Duration) -> Result<(), NemesisError> {
+    for node in nodes {
+        signal_node(node, signal)?;
+    }
+    let want = match signal {
+        Signal::SIGSTOP => true,
+        Signal::SIGCONT => false,
+        _ => return Ok(()),
+    };
+    for node in nodes {
+        wait_for(node, want, limit)?;
+    }
+    Ok(())
+}
+
 /// Waits until every live process of `node` is stopped (`stopped = true`) or
 /// running again, polling `/proc`: yielding for the first millisecond (a stop
 /// usually lands in tens of microseconds, and that latency is what we measure),

@@ -15,9 +15,12 @@ pub const SETTLE: Duration = Duration::from_secs(1);
 /// started, and heal it `duration` later.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledFault {
+    /// When it starts, from the start of the run.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
+    /// What to inject.
     pub kind: FaultKind,
+    /// On which nodes, resolved when it starts.
     pub target: Target,
     /// Partitions: the shape of the grudge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +28,7 @@ pub struct ScheduledFault {
     /// Partitions that isolate: from whom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Target>,
+    /// How long it lasts before it is healed.
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
     /// Which generator of the config made it (timeline entries come after the
@@ -38,6 +42,7 @@ impl ScheduledFault {
     /// `schedule` also stops there, so no input can make it unbounded.
     pub const MAX_PER_RUN: usize = 10_000;
 
+    /// When it is healed, from the start of the run.
     pub fn ends(&self) -> Duration {
         self.at + self.duration
     }

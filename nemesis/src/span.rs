@@ -8,11 +8,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// run's seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
+    /// The shortest duration of the range.
     pub min: Duration,
+    /// The longest; equal to `min` for a fixed duration.
     pub max: Duration,
 }
 
 impl Span {
+    /// Always `d`.
     pub fn fixed(d: Duration) -> Self {
         Span { min: d, max: d }
     }

@@ -23,6 +23,7 @@ impl RunClock {
         RunClock { t0_ns }
     }
 
+    /// The clock's zero, in nanoseconds on CLOCK_MONOTONIC.
     pub fn t0_ns(&self) -> u64 {
         self.t0_ns
     }

@@ -57,6 +57,7 @@ const RECOVERING_HOLDER: &str = "recovering";
 pub struct LockServiceConfig {
     /// The node's name, reported by `/v1/health` and in logs.
     pub name: String,
+    /// The address it serves on.
     pub listen: SocketAddr,
     /// Holds the token counter and the longest lease granted; must survive a
     /// restart of the node for tokens to stay monotonic.

@@ -42,6 +42,7 @@ const LEDGER_FILE: &str = "ledger.jsonl";
 pub struct StorageConfig {
     /// The node's name: `node` of every ledger line, reported by `/v1/health`.
     pub name: String,
+    /// The address it serves on.
     pub listen: SocketAddr,
     /// Holds `ledger.jsonl`, which is also the node's state across restarts.
     pub data_dir: PathBuf,

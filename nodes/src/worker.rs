@@ -24,10 +24,10 @@ use crate::clock::RunClock;
 pub struct WorkerConfig {
     /// Node name, e.g. `w1`.
     pub name: String,
-    /// 0-based index among the run's workers: its first process number.
+    /// 0-based index among the run's workers, below `workers`: its first
+    /// process number (see [`process_number`]).
     pub index: u64,
-    /// How many workers the run has: a retired process continues as
-    /// `process + workers`, so process numbers never collide.
+    /// How many workers the run has.
     pub workers: u64,
     /// Lock name.
     pub lock: String,
@@ -43,7 +43,9 @@ pub struct WorkerConfig {
     pub timeout: Duration,
     /// Upper bound of the random wait after a busy lock and after a release.
     pub backoff: Duration,
+    /// Seeds the worker's random waits.
     pub seed: u64,
+    /// The run's clock, which stamps every event.
     pub clock: RunClock,
     /// What the worker makes of a renew that timed out.
     pub on_renew_timeout: RenewTimeout,
@@ -109,15 +111,75 @@ impl<W: Write> EventSink<W> {
     }
 }
 
+/// The process number of worker `index` (of `workers`) in its
+/// `incarnation`-th life, after `retirement` retirements in that life.
+///
+/// The number is `index + workers * k` with `k` the Cantor pairing of
+/// (`incarnation`, `retirement`), `(i + r)(i + r + 1) / 2 + r`: a bijection
+/// from pairs of naturals onto the naturals. Each worker owns the residue
+/// class of its index modulo `workers`, and within it every (life,
+/// retirement) pair has its own `k`, so for one run (one `workers`) two
+/// distinct (`index`, `incarnation`, `retirement`) never get the same number,
+/// however many retirements and restarts there are. `process % workers` is the
+/// worker's index.
+///
+/// None if `index` is not below `workers` (the classes would overlap) or if
+/// the number does not fit in a u64: a worker must stop rather than reuse one.
+pub fn process_number(workers: u64, index: u64, incarnation: u64, retirement: u64) -> Option<u64> {
+    if index >= workers {
+        return None;
+    }
+    let diagonal = incarnation.checked_add(retirement)?;
+    // n (n + 1) / 2 without overflowing on the way: halve the even factor.
+    let (a, b) = if diagonal % 2 == 0 {
+        (diagonal / 2, diagonal.checked_add(1)?)
+    } else {
+        (diagonal, diagonal / 2 + 1)
+    };
+    let k = a.checked_mul(b)?.checked_add(retirement)?;
+    workers.checked_mul(k)?.checked_add(index)
+}
+
 /// A worker's process number, retired after an indeterminate operation.
+#[derive(Debug)]
 struct ProcessNo {
+    workers: u64,
+    index: u64,
+    incarnation: u64,
+    retirements: u64,
     current: u64,
-    stride: u64,
 }
 
 impl ProcessNo {
-    fn retire(&mut self) {
-        self.current += self.stride;
+    /// The first process of a life.
+    fn first(cfg: &WorkerConfig) -> Result<Self, crate::NodeError> {
+        let mut process = ProcessNo {
+            workers: cfg.workers,
+            index: cfg.index,
+            incarnation: cfg.incarnation,
+            retirements: 0,
+            current: 0,
+        };
+        process.current = process.number()?;
+        Ok(process)
+    }
+
+    fn number(&self) -> Result<u64, crate::NodeError> {
+        process_number(self.workers, self.index, self.incarnation, self.retirements).ok_or(
+            crate::NodeError::ProcessNumbers {
+                index: self.index,
+                workers: self.workers,
+                incarnation: self.incarnation,
+                retirements: self.retirements,
+            },
+        )
+    }
+
+    /// Moves on to the next process number.
+    fn retire(&mut self) -> Result<(), crate::NodeError> {
+        self.retirements += 1;
+        self.current = self.number()?;
+        Ok(())
     }
 }
 
@@ -137,12 +199,7 @@ pub async fn run_worker<C: LockClient, W: Write>(
     let mut sink = EventSink::new(out, cfg.clock, &cfg.name);
     let mut rng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.index.wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let stride = cfg.workers.max(1);
-    let mut process = ProcessNo {
-        // Room for a thousand retirements per life.
-        current: cfg.index + stride * 1000 * cfg.incarnation,
-        stride,
-    };
+    let mut process = ProcessNo::first(&cfg)?;
     let ttl_ms = cfg.lease.as_millis() as u64;
     let mut seq = 0u64;
     let backoff = |rng: &mut ChaCha8Rng| {
@@ -169,7 +226,7 @@ pub async fn run_worker<C: LockClient, W: Write>(
                 g
             }
             other => {
-                complete(&mut sink, &mut process, "acquire", ask, &other);
+                complete(&mut sink, &mut process, "acquire", ask, &other)?;
                 idle(&shutdown, backoff(&mut rng)).await;
                 continue;
             }
@@ -201,10 +258,10 @@ pub async fn run_worker<C: LockClient, W: Write>(
                         if cfg.on_renew_timeout == RenewTimeout::Continue =>
                     {
                         // The bug under test: take the silence for a yes.
-                        complete(&mut sink, &mut process, "renew", v, &other);
+                        complete(&mut sink, &mut process, "renew", v, &other)?;
                     }
                     other => {
-                        complete(&mut sink, &mut process, "renew", v, &other);
+                        complete(&mut sink, &mut process, "renew", v, &other)?;
                         holding = false;
                         break;
                     }
@@ -232,7 +289,7 @@ pub async fn run_worker<C: LockClient, W: Write>(
             let v = json!({"key": key, "token": token, "data": data});
             sink.emit(process.current, EventType::Invoke, "write", v.clone(), None);
             let reply = storage.write(key, &data, token).await;
-            complete(&mut sink, &mut process, "write", v, &reply.map(|_| ()));
+            complete(&mut sink, &mut process, "write", v, &reply.map(|_| ()))?;
         }
 
         // Release.
@@ -245,7 +302,7 @@ pub async fn run_worker<C: LockClient, W: Write>(
             None,
         );
         let reply = client.release(&cfg.lock, token).await;
-        complete(&mut sink, &mut process, "release", v, &reply);
+        complete(&mut sink, &mut process, "release", v, &reply)?;
         idle(&shutdown, backoff(&mut rng)).await;
     }
     Ok(())
@@ -259,7 +316,7 @@ fn complete<W: Write, T>(
     f: &str,
     value: Value,
     reply: &Completion<T>,
-) {
+) -> Result<(), crate::NodeError> {
     let kind = match reply {
         Completion::Ok(_) => EventType::Ok,
         Completion::Fail(_) => EventType::Fail,
@@ -267,8 +324,9 @@ fn complete<W: Write, T>(
     };
     sink.emit(process.current, kind, f, value, reply.error());
     if kind == EventType::Info {
-        process.retire();
+        process.retire()?;
     }
+    Ok(())
 }
 
 async fn idle(shutdown: &CancellationToken, d: Duration) {

@@ -12,6 +12,7 @@ pub enum Completion<T> {
 }
 
 impl<T> Completion<T> {
+    /// Whether it happened.
     pub fn is_ok(&self) -> bool {
         matches!(self, Completion::Ok(_))
     }
@@ -25,6 +26,7 @@ impl<T> Completion<T> {
         }
     }
 
+    /// The reason of a `fail` or an `info`; None for `ok`.
     pub fn error(&self) -> Option<&str> {
         match self {
             Completion::Ok(_) => None,
@@ -32,6 +34,7 @@ impl<T> Completion<T> {
         }
     }
 
+    /// Maps the value of an `ok`, keeping the others as they are.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Completion<U> {
         match self {
             Completion::Ok(t) => Completion::Ok(f(t)),

@@ -19,8 +19,15 @@ pub use storage_client::{StorageClient, StoredValue, WriteOutcome};
 /// Errors building a client (bad address, HTTP client setup).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The address is not a usable `host:port`.
     #[error("bad address {addr:?}: {reason}")]
-    BadAddress { addr: String, reason: String },
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be set up.
     #[error("cannot build HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }

@@ -7,7 +7,9 @@ use crate::completion::Completion;
 /// promises it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant {
+    /// The fencing token.
     pub token: u64,
+    /// The lease, from the moment the request was sent.
     pub lease_ms: u64,
 }
 

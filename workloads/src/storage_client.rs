@@ -31,7 +31,9 @@ pub struct WriteOutcome {
 /// The last accepted value of a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredValue {
+    /// The fencing token the write carried.
     pub token: u64,
+    /// What was written.
     pub data: String,
     /// The node that wrote it.
     pub from: String,

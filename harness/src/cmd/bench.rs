@@ -6,17 +6,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use leasehold_nemesis::{Nemesis, NodeFacts, Role, Topology, grudge};
+use leasehold_nemesis::{NodeFacts, Role, Topology, grudge, partition};
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::Collector;
+use nix::sys::signal::Signal;
+
 use crate::config::{Config, RuntimeKind};
 use crate::registry;
-use crate::run::{NodeImages, setup};
+use crate::run::collector::Collector;
+use crate::run::context::{READY_LIMIT, RunContext};
+use crate::run::setup::{NodeImages, setup};
 use crate::runtime::Runtime;
 
 #[derive(Debug, Args)]
@@ -92,22 +95,22 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let mut slot = None;
     let t = Instant::now();
-    let ready = setup(
-        &config,
-        &run_id,
-        1,
+    let ctx = RunContext {
+        config: &config,
+        run_id: &run_id,
+        seed: 1,
         clock,
-        &run_dir,
-        &images,
-        collector.sender(),
-        &cancel,
-        &mut slot,
-    )
-    .await;
+        run_dir: &run_dir,
+        events: collector.sender(),
+        cancel: &cancel,
+        ready_limit: READY_LIMIT,
+    };
+    let ready = setup(&ctx, &images, &mut slot).await;
+    drop(ctx);
     let ready_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let measured = match (&ready, slot.as_mut()) {
-        (Ok(_), Some(runtime)) => Some(measure(runtime, &args).await?),
+        (Ok(_), Some(runtime)) => Some(measure(runtime.as_mut(), &args).await?),
         _ => None,
     };
 
@@ -117,7 +120,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
         runtime.teardown(Duration::from_secs(2)).await;
     }
     let teardown_ms = t.elapsed().as_secs_f64() * 1e3;
-    collector.finish().await?;
+    collector.finish().await;
     registry::unregister(&run_id);
     ready.context("start the cluster")?;
     let m = measured.context("no cluster to measure")?;
@@ -169,10 +172,10 @@ struct Measured {
     restart: Vec<Duration>,
 }
 
-/// Times each fault on the running cluster, always healing before the next.
-async fn measure(runtime: &mut Runtime, args: &ClusterArgs) -> anyhow::Result<Measured> {
+/// Times each fault on the running cluster through the runtime's
+/// node-control seam, as a run injects them, always healing before the next.
+async fn measure(runtime: &mut dyn Runtime, args: &ClusterArgs) -> anyhow::Result<Measured> {
     let mut m = Measured::default();
-    let mut nemesis = Nemesis::new();
     let facts = runtime.facts();
     let workers: Vec<NodeFacts> = facts
         .iter()
@@ -180,18 +183,30 @@ async fn measure(runtime: &mut Runtime, args: &ClusterArgs) -> anyhow::Result<Me
         .cloned()
         .collect();
     for i in 0..args.pauses {
-        let node = &workers[i % workers.len()];
-        m.pause.push(nemesis.pause(&[node])?.latency);
-        m.resume
-            .push(nemesis.resume(std::slice::from_ref(&node.name))?.latency);
+        let node = std::slice::from_ref(&workers[i % workers.len()].name);
+        let t = Instant::now();
+        runtime.signal(node, Signal::SIGSTOP).await?;
+        m.pause.push(t.elapsed());
+        let t = Instant::now();
+        runtime.signal(node, Signal::SIGCONT).await?;
+        m.resume.push(t.elapsed());
     }
     if args.partitions > 0 && nix::unistd::geteuid().is_root() {
         let names: Vec<String> = facts.iter().map(|f| f.name.clone()).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..args.partitions {
             let g = grudge(Topology::RandomHalves, &names, &[], None, &mut rng);
-            m.partition.push(nemesis.partition(&g, &facts)?.latency);
-            m.heal.push(nemesis.heal_partition()?.latency);
+            let drops = partition::drops(&g, &facts)?;
+            let t = Instant::now();
+            runtime.set_drops(&drops).await?;
+            m.partition.push(t.elapsed());
+            let clear = drops
+                .keys()
+                .map(|n| (n.clone(), Default::default()))
+                .collect();
+            let t = Instant::now();
+            runtime.set_drops(&clear).await?;
+            m.heal.push(t.elapsed());
         }
     }
     for i in 0..args.kills {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::registry;
+use crate::cleanup;
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {}
@@ -13,7 +13,7 @@ pub fn run(_args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let cleaned = runtime.block_on(registry::cleanup_dead_runs());
+    let cleaned = runtime.block_on(cleanup::cleanup_dead_runs());
     if cleaned.is_empty() {
         println!("nothing to clean up");
     } else {

@@ -3,11 +3,13 @@
 mod check;
 mod cleanup;
 mod config_errors;
+mod core_faults;
 mod docker;
 mod examples;
 mod images;
 mod interrupt;
 mod nemesis;
+mod pipes;
 mod vacuous;
 
 use std::path::{Path, PathBuf};

@@ -132,3 +132,166 @@ async fn without_a_lock_service_the_worker_never_writes() {
     );
     store.stop().await;
 }
+
+/// A lock service that never answers: every acquire times out (`info`), and
+/// after `limit` of them it stops the worker.
+struct Silent {
+    acquires: u64,
+    limit: u64,
+    shutdown: CancellationToken,
+}
+
+impl leasehold_workloads::LockClient for Silent {
+    fn service(&self) -> &'static str {
+        "silent"
+    }
+
+    async fn acquire(
+        &mut self,
+        _lock: &str,
+        _ttl: Duration,
+    ) -> leasehold_workloads::Completion<leasehold_workloads::Grant> {
+        self.acquires += 1;
+        if self.acquires == self.limit {
+            self.shutdown.cancel();
+        }
+        leasehold_workloads::Completion::Info("timeout".into())
+    }
+
+    async fn renew(
+        &mut self,
+        _lock: &str,
+        _token: u64,
+        _ttl: Duration,
+    ) -> leasehold_workloads::Completion<leasehold_workloads::Grant> {
+        unreachable!("never granted, never renewed")
+    }
+
+    async fn release(&mut self, _lock: &str, _token: u64) -> leasehold_workloads::Completion<()> {
+        unreachable!("never granted, never released")
+    }
+}
+
+/// The process numbers of every event of one worker life that retires
+/// `retirements` processes.
+async fn processes_of_life(index: u64, incarnation: u64, retirements: u64) -> Vec<u64> {
+    let clock = RunClock::starting_now();
+    let mut cfg = config("127.0.0.1:9".into(), Duration::ZERO, clock);
+    cfg.index = index;
+    cfg.incarnation = incarnation;
+    cfg.backoff = Duration::ZERO;
+    let shutdown = CancellationToken::new();
+    let client = Silent {
+        acquires: 0,
+        limit: retirements,
+        shutdown: shutdown.clone(),
+    };
+    let out = Shared::default();
+    run_worker(cfg, client, out.clone(), shutdown)
+        .await
+        .unwrap();
+    out.events()
+        .iter()
+        .map(|e| match e.process {
+            leasehold_checker::Process::Client(p) => p,
+            ref other => panic!("a worker event of {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lives_retiring_more_than_a_thousand_processes_never_share_a_number() {
+    // w1 and w2 of three workers, and w1 restarted, each past 1,000 retirements.
+    let lives = [(0, 0), (1, 0), (0, 1)];
+    let mut seen = std::collections::BTreeMap::new();
+    for (index, incarnation) in lives {
+        let processes = processes_of_life(index, incarnation, 1_200).await;
+        // An invoke and an info per acquire, each acquire under a new number.
+        assert_eq!(processes.len(), 2 * 1_200);
+        for pair in processes.chunks(2) {
+            assert_eq!(pair[0], pair[1], "invoke and completion share a process");
+            if let Some(owner) = seen.insert(pair[0], (index, incarnation)) {
+                panic!(
+                    "process {} of w{} life {incarnation} was already used by {owner:?}",
+                    pair[0],
+                    index + 1
+                );
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3 * 1_200);
+}
+
+/// The (index, incarnation, retirement) a process number stands for: the
+/// inverse of the Cantor pairing, worked out independently of the worker.
+fn decode(workers: u64, process: u64) -> (u64, u64, u64) {
+    let (index, k) = (process % workers, u128::from(process / workers));
+    let diagonal = ((8 * k + 1).isqrt() - 1) / 2;
+    let retirement = k - diagonal * (diagonal + 1) / 2;
+    let incarnation = diagonal - retirement;
+    (index, incarnation as u64, retirement as u64)
+}
+
+#[test]
+fn process_numbers_start_at_the_index_and_refuse_what_would_collide() {
+    use leasehold_nodes::process_number;
+    for index in 0..3 {
+        assert_eq!(process_number(3, index, 0, 0), Some(index));
+    }
+    // Past a thousand retirements, still not the next life's numbers.
+    let first_life: Vec<_> = (0..5_000)
+        .map(|r| process_number(3, 0, 0, r).unwrap())
+        .collect();
+    let second_life: Vec<_> = (0..5_000)
+        .map(|r| process_number(3, 0, 1, r).unwrap())
+        .collect();
+    assert!(first_life.iter().all(|p| !second_life.contains(p)));
+    // Out of its residue class, or out of u64: no number rather than a shared one.
+    assert_eq!(process_number(3, 3, 0, 0), None);
+    assert_eq!(process_number(0, 0, 0, 0), None);
+    assert_eq!(process_number(3, 0, 0, u64::MAX), None);
+    assert_eq!(process_number(3, 0, u64::MAX, 1), None);
+    assert_eq!(process_number(u64::MAX, 1, 0, 1), None);
+    // The largest diagonal that fits still decodes.
+    let n = process_number(1, 0, 0, 6_074_000_000).unwrap();
+    assert_eq!(decode(1, n), (0, 0, 6_074_000_000));
+}
+
+proptest::proptest! {
+    #[test]
+    fn distinct_lives_and_retirements_never_share_a_process_number(
+        workers in 1u64..=4,
+        // Small ranges and many tuples per case, so that a scheme that does
+        // collide (say, a fixed room per life) is caught.
+        tuples in proptest::collection::vec((0u64..4, 0u64..4, 0u64..2_500), 64),
+    ) {
+        let mut owner = std::collections::HashMap::new();
+        for (index, incarnation, retirement) in tuples {
+            let tuple = (index % workers, incarnation, retirement);
+            let n = leasehold_nodes::process_number(workers, tuple.0, incarnation, retirement)
+                .unwrap();
+            if let Some(other) = owner.insert(n, tuple) {
+                proptest::prop_assert_eq!(other, tuple, "both got {}", n);
+            }
+        }
+    }
+
+    #[test]
+    fn every_process_number_names_its_worker_life_and_retirement(
+        workers in 1u64..=1_000,
+        index in 0u64..1_000,
+        incarnation in 0u64..1 << 20,
+        retirement in 0u64..1 << 32,
+    ) {
+        let index = index % workers;
+        let n = leasehold_nodes::process_number(workers, index, incarnation, retirement);
+        // No number exactly when the pairing leaves u64.
+        let diagonal = u128::from(incarnation + retirement);
+        let wide = u128::from(workers) * (diagonal * (diagonal + 1) / 2 + u128::from(retirement))
+            + u128::from(index);
+        proptest::prop_assert_eq!(n.is_none(), wide > u128::from(u64::MAX));
+        if let Some(n) = n {
+            proptest::prop_assert_eq!(decode(workers, n), (index, incarnation, retirement));
+        }
+    }
+}

@@ -1,28 +1,41 @@
 //! Plays a run's fault schedule against its nodes and records every action in
 //! the history. Whatever happens, the faults it injected are healed before it
-//! returns: pauses resumed, partitions removed, killed nodes started again.
+//! returns: pauses resumed, partitions removed, killed nodes started again
+//! (unless the run was interrupted: then teardown stops them anyway).
 //!
-//! Pauses and partitions are injected here, through the nemesis, on the
-//! nodes' facts. Kills and restarts need the runtime, which the run's main loop
-//! owns: the driver asks for them over a channel and waits for the answer.
+//! Every fault goes through the runtime's [`NodeControl`] seam, by node name:
+//! the driver decides what and when, the runtime knows which processes and
+//! which namespace a name stands for. A node restarted while a partition is
+//! in force gets its drop rules back before the driver waits for it to be
+//! ready, and the history records that (`reapply`).
+//!
+//! The driver is a future the run's main loop polls next to its clock, so a
+//! slow restart never hides the deadline or Ctrl-C; blocking work (waiting for
+//! `/proc` to show a stopped process, `nft`) runs on blocking threads inside
+//! the runtime.
+//!
+//! [`NodeControl`]: crate::runtime::NodeControl
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use leasehold_checker::{Event, EventType, Process};
+use leasehold_nemesis::partition::{self, Drops};
 use leasehold_nemesis::{
-    FaultEffect, FaultKind, LiveState, Nemesis, NodeFacts, Resolution, ScheduledFault, Target,
-    Topology, grudge,
+    FaultKind, LiveState, NodeFacts, Resolution, Role, ScheduledFault, Target, Topology, grudge,
 };
 use leasehold_nodes::RunClock;
 use leasehold_results::FaultRecord;
+use nix::sys::signal::Signal;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use tokio::sync::mpsc::{Sender, UnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{Runtime, wait_ready};
 
 /// How long a fault waits for its target to exist (e.g. for someone to hold the
 /// lock) before it is skipped.
@@ -30,31 +43,19 @@ const TARGET_WAIT: Duration = Duration::from_secs(1);
 /// How often a waiting fault looks again.
 const POLL: Duration = Duration::from_millis(2);
 
-/// What the driver asks of the runtime.
-pub enum RuntimeRequest {
-    /// SIGKILL the node and wait until it is gone.
-    Kill {
-        node: String,
-        reply: oneshot::Sender<anyhow::Result<()>>,
-    },
-    /// Start a killed node again; answers with its new facts.
-    Restart {
-        node: String,
-        reply: oneshot::Sender<anyhow::Result<NodeFacts>>,
-    },
-}
-
 pub struct Driver {
     pub schedule: Vec<ScheduledFault>,
+    /// The nodes as targets: names, roles, addresses.
     pub facts: Vec<NodeFacts>,
     pub live: Arc<Mutex<LiveState>>,
     pub events: UnboundedSender<Event>,
-    pub runtime: Sender<RuntimeRequest>,
     pub clock: RunClock,
     /// When the workload started, on the run clock: the schedule's times count
     /// from here, not from the start of setup.
     pub origin_ns: u64,
     pub seed: u64,
+    /// How long a restarted lock or storage node may take to answer.
+    pub ready_limit: Duration,
 }
 
 /// A fault in force.
@@ -65,6 +66,13 @@ struct Active {
     nodes: Vec<String>,
 }
 
+/// The partition in force: what each node drops, by address (what the
+/// runtime applies) and by name (what the history says).
+struct Cut {
+    drops: BTreeMap<String, Drops>,
+    grudge: BTreeMap<String, Vec<String>>,
+}
+
 /// What the driver has done to the cluster, so nothing is done twice to a node
 /// and everything is undone.
 #[derive(Default)]
@@ -72,7 +80,16 @@ struct InForce {
     active: Vec<Active>,
     /// Nodes paused or killed now.
     busy: BTreeSet<String>,
+    /// Nodes that may be stopped now (a failed resume stays here for the
+    /// final heal).
+    paused: BTreeSet<String>,
+    /// A partition is scheduled to be in force (a new one is skipped).
     partitioned: bool,
+    /// Drop rules that may be in force now (kept after a failed heal, for the
+    /// final heal).
+    cut: Option<Cut>,
+    /// Lives of each restarted node.
+    incarnations: BTreeMap<String, u64>,
 }
 
 impl Driver {
@@ -120,8 +137,14 @@ impl Driver {
     }
 
     /// Runs until `stop` is cancelled, then heals and returns what it did.
-    pub async fn run(mut self, stop: CancellationToken) -> Vec<FaultRecord> {
-        let mut nemesis = Nemesis::new();
+    /// `interrupt` (Ctrl-C and the like) also ends waits for restarted nodes,
+    /// and killed nodes are then not started again.
+    pub async fn run(
+        self,
+        nodes: &mut dyn Runtime,
+        stop: CancellationToken,
+        interrupt: CancellationToken,
+    ) -> Vec<FaultRecord> {
         let mut records: Vec<FaultRecord> = Vec::new();
         let mut state = InForce::default();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x6E65_6D65_7369_7300);
@@ -132,23 +155,16 @@ impl Driver {
             state.active.sort_by_key(|a| a.due);
             while state.active.first().is_some_and(|a| a.due <= now) {
                 let active = state.active.remove(0);
-                self.heal(
-                    &mut nemesis,
-                    &mut state,
-                    &mut records[active.record],
-                    active,
-                )
-                .await;
+                let record = &mut records[active.record];
+                self.heal(nodes, &mut state, record, active, &interrupt)
+                    .await;
             }
             // Start what is due.
             let mut waiting = false;
             if let Some(fault) = self.schedule.get(next).cloned()
                 && self.due(&fault) <= now
             {
-                match self
-                    .inject(&mut nemesis, &mut state, &fault, &mut rng)
-                    .await
-                {
+                match self.inject(nodes, &mut state, &fault, &mut rng).await {
                     Injected::Done(record, heal) => {
                         records.push(record);
                         if let Some((due, kind, nodes)) = heal {
@@ -187,6 +203,9 @@ impl Driver {
                     }
                 }
             }
+            if stop.is_cancelled() {
+                break;
+            }
             // Sleep until the next thing to do.
             let mut wake = state.active.iter().map(|a| a.due).min().unwrap_or(u64::MAX);
             if let Some(f) = self.schedule.get(next) {
@@ -203,27 +222,48 @@ impl Driver {
         }
         // Heal everything still in force, recording it.
         for active in std::mem::take(&mut state.active) {
-            self.heal(
-                &mut nemesis,
-                &mut state,
-                &mut records[active.record],
-                active,
-            )
-            .await;
+            let record = &mut records[active.record];
+            self.heal(nodes, &mut state, record, active, &interrupt)
+                .await;
         }
-        let (effect, errors) = nemesis.heal_all();
-        for e in &errors {
-            tracing::error!(error = %e, "heal failed");
-        }
-        if !effect.nodes.is_empty() {
-            self.record_effect(effect.f, &effect.nodes, "all", effect.latency, json!({}));
-        }
+        self.heal_leftovers(nodes, &mut state).await;
         records
     }
 
+    /// Retries what a failed heal left: stopped processes and drop rules.
+    async fn heal_leftovers(&self, nodes: &mut dyn Runtime, state: &mut InForce) {
+        let start = Instant::now();
+        let mut done: Vec<String> = Vec::new();
+        let paused: Vec<String> = std::mem::take(&mut state.paused).into_iter().collect();
+        if !paused.is_empty() {
+            match nodes.signal(&paused, Signal::SIGCONT).await {
+                Ok(()) => done.extend(paused),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "heal failed"),
+            }
+        }
+        let partitioned = state.cut.is_some();
+        if let Some(cut) = state.cut.take() {
+            let clear: BTreeMap<String, Drops> = cut
+                .drops
+                .keys()
+                .map(|n| (n.clone(), Drops::new()))
+                .collect();
+            match nodes.set_drops(&clear).await {
+                Ok(()) => done.extend(cut.grudge.into_keys()),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "heal failed"),
+            }
+            done.sort();
+            done.dedup();
+        }
+        if !done.is_empty() {
+            let f = if partitioned { "heal" } else { "resume" };
+            self.record_effect(f, &done, "all", start.elapsed(), json!({}));
+        }
+    }
+
     async fn inject(
-        &mut self,
-        nemesis: &mut Nemesis,
+        &self,
+        nodes: &mut dyn Runtime,
         state: &mut InForce,
         fault: &ScheduledFault,
         rng: &mut ChaCha8Rng,
@@ -250,51 +290,46 @@ impl Driver {
         match fault.kind {
             FaultKind::Pause | FaultKind::Kill => {
                 // Never two faults on one node at once.
-                let nodes: Vec<String> = targets
+                let targets: Vec<String> = targets
                     .into_iter()
                     .filter(|n| !state.busy.contains(n))
                     .collect();
-                if nodes.is_empty() {
+                if targets.is_empty() {
                     return Injected::NotYet;
                 }
-                record.nodes = nodes.clone();
+                record.nodes = targets.clone();
+                state.busy.extend(targets.iter().cloned());
                 let result = if fault.kind == FaultKind::Pause {
-                    let facts: Vec<&NodeFacts> = self
-                        .facts
-                        .iter()
-                        .filter(|f| nodes.contains(&f.name))
-                        .collect();
-                    nemesis
-                        .pause(&facts)
-                        .map(|e| e.latency)
-                        .map_err(anyhow::Error::from)
+                    // Remember before signalling: a failure half-way must
+                    // still be healed.
+                    state.paused.extend(targets.iter().cloned());
+                    nodes.signal(&targets, Signal::SIGSTOP).await
                 } else {
-                    self.kill(&nodes).await.map(|()| decided.elapsed())
+                    kill_all(nodes, &targets).await
                 };
-                state.busy.extend(nodes.iter().cloned());
-                match result {
+                match result.map(|()| decided.elapsed()) {
                     Ok(latency) => {
                         let at = self.record_effect(
                             fault.kind.as_str(),
-                            &nodes,
+                            &targets,
                             &fault.target.to_string(),
                             latency,
                             json!({}),
                         );
                         tracing::info!(
                             fault = fault.kind.as_str(),
-                            ?nodes,
+                            nodes = ?targets,
                             latency_us = latency.as_micros() as u64,
                             "injected"
                         );
                         record.effective_ns = Some(at);
-                        Injected::Done(record, Some((heal_at(at), fault.kind, nodes)))
+                        Injected::Done(record, Some((heal_at(at), fault.kind, targets)))
                     }
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "fault failed");
                         record.note = Some(format!("failed: {e:#}"));
                         // Undo at once whatever part of it took.
-                        Injected::Done(record, Some((start_ns, fault.kind, nodes)))
+                        Injected::Done(record, Some((start_ns, fault.kind, targets)))
                     }
                 }
             }
@@ -308,38 +343,47 @@ impl Driver {
                 }
                 let all: Vec<String> = self.facts.iter().map(|f| f.name.clone()).collect();
                 let grudge = grudge(topology, &all, &targets, from.as_deref(), rng);
-                let cut: Vec<String> = grudge
+                let names: BTreeMap<String, Vec<String>> = grudge
                     .iter()
                     .filter(|(_, d)| !d.is_empty())
-                    .map(|(n, _)| n.clone())
+                    .map(|(n, d)| (n.clone(), d.iter().cloned().collect()))
                     .collect();
+                let cut: Vec<String> = names.keys().cloned().collect();
                 record.nodes = cut.clone();
                 state.partitioned = true;
-                match nemesis.partition(&grudge, &self.facts) {
-                    Ok(effect) => {
-                        let drops: BTreeMap<&String, Vec<&String>> = grudge
-                            .iter()
-                            .filter(|(_, d)| !d.is_empty())
-                            .map(|(n, d)| (n, d.iter().collect()))
-                            .collect();
+                let applied = match partition::drops(&grudge, &self.facts) {
+                    Ok(drops) => {
+                        let start = Instant::now();
+                        // Remember before applying: a failure half-way must
+                        // still be healed.
+                        state.cut = Some(Cut {
+                            drops: drops.clone(),
+                            grudge: names.clone(),
+                        });
+                        nodes.set_drops(&drops).await.map(|()| start.elapsed())
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                match applied {
+                    Ok(latency) => {
                         let at = self.record_effect(
                             "partition",
                             &cut,
                             &fault.target.to_string(),
-                            effect.latency,
-                            json!({"topology": topology.as_str(), "grudge": drops}),
+                            latency,
+                            json!({"topology": topology.as_str(), "grudge": names}),
                         );
                         tracing::info!(
-                            ?drops,
-                            latency_us = effect.latency.as_micros() as u64,
+                            drops = ?names,
+                            latency_us = latency.as_micros() as u64,
                             "partitioned"
                         );
                         record.effective_ns = Some(at);
                         Injected::Done(record, Some((heal_at(at), FaultKind::Partition, cut)))
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "partition failed");
-                        record.note = Some(format!("failed: {e}"));
+                        tracing::error!(error = %format!("{e:#}"), "partition failed");
+                        record.note = Some(format!("failed: {e:#}"));
                         Injected::Done(record, Some((start_ns, FaultKind::Partition, cut)))
                     }
                 }
@@ -348,54 +392,72 @@ impl Driver {
     }
 
     async fn heal(
-        &mut self,
-        nemesis: &mut Nemesis,
+        &self,
+        nodes: &mut dyn Runtime,
         state: &mut InForce,
         record: &mut FaultRecord,
         active: Active,
+        interrupt: &CancellationToken,
     ) {
         let target = record.target.clone();
-        let outcome: anyhow::Result<FaultEffect> = match active.kind {
-            FaultKind::Pause => nemesis.resume(&active.nodes).map_err(Into::into),
+        let start = Instant::now();
+        let outcome: anyhow::Result<Vec<String>> = match active.kind {
+            FaultKind::Pause => {
+                let result = nodes.signal(&active.nodes, Signal::SIGCONT).await;
+                if result.is_ok() {
+                    for n in &active.nodes {
+                        state.paused.remove(n);
+                    }
+                }
+                result.map(|()| active.nodes.clone())
+            }
             FaultKind::Partition => {
                 state.partitioned = false;
-                nemesis.heal_partition().map_err(Into::into)
+                match &state.cut {
+                    Some(cut) => {
+                        let clear: BTreeMap<String, Drops> = cut
+                            .drops
+                            .keys()
+                            .map(|n| (n.clone(), Drops::new()))
+                            .collect();
+                        let result = nodes.set_drops(&clear).await;
+                        if result.is_ok() {
+                            state.cut = None;
+                        }
+                        result.map(|()| active.nodes.clone())
+                    }
+                    None => Ok(active.nodes.clone()),
+                }
             }
+            FaultKind::Kill if interrupt.is_cancelled() => Err(anyhow::anyhow!(
+                "not started again: the run was interrupted (teardown stops every node)"
+            )),
             FaultKind::Kill => {
-                let start = Instant::now();
                 let mut restarted = Vec::new();
                 let mut failed = None;
                 for node in &active.nodes {
-                    match self.restart(node).await {
-                        Ok(facts) => {
-                            if let Some(f) = self.facts.iter_mut().find(|f| f.name == facts.name) {
-                                *f = facts;
-                            }
-                            restarted.push(node.clone());
-                        }
+                    match self.restart(nodes, state, node, interrupt).await {
+                        Ok(()) => restarted.push(node.clone()),
                         Err(e) => failed = Some(e.context(format!("restart {node}"))),
                     }
                 }
                 match failed {
                     Some(e) => Err(e),
-                    None => Ok(FaultEffect {
-                        f: "restart",
-                        nodes: restarted,
-                        latency: start.elapsed(),
-                    }),
+                    None => Ok(restarted),
                 }
             }
         };
+        let latency = start.elapsed();
         for n in &active.nodes {
             state.busy.remove(n);
         }
         match outcome {
-            Ok(effect) => {
+            Ok(healed) => {
                 let at = self.record_effect(
                     active.kind.heal_name(),
-                    &effect.nodes,
+                    &healed,
                     &target,
-                    effect.latency,
+                    latency,
                     json!({}),
                 );
                 record.end_ns = Some(at);
@@ -407,34 +469,64 @@ impl Driver {
         }
     }
 
-    async fn kill(&self, nodes: &[String]) -> anyhow::Result<()> {
-        for node in nodes {
-            let node = node.clone();
-            self.ask(|reply| RuntimeRequest::Kill { node, reply })
-                .await?;
+    /// Starts a killed node again; puts its drop rules back first when a
+    /// partition is in force (a container comes back in a new namespace
+    /// without them); then waits until a server answers, unless interrupted.
+    async fn restart(
+        &self,
+        nodes: &mut dyn Runtime,
+        state: &mut InForce,
+        node: &str,
+        interrupt: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let life = state.incarnations.entry(node.to_owned()).or_insert(0);
+        *life += 1;
+        let is_worker = self
+            .facts
+            .iter()
+            .any(|f| f.name == node && f.role == Role::Worker);
+        let extra = if is_worker {
+            vec!["--incarnation".to_owned(), life.to_string()]
+        } else {
+            Vec::new()
+        };
+        nodes.restart(node, &extra).await?;
+        if let Some(cut) = &state.cut
+            && let Some(drops) = cut.drops.get(node).filter(|d| !d.is_empty())
+        {
+            let start = Instant::now();
+            let mine = BTreeMap::from([(node.to_owned(), drops.clone())]);
+            nodes
+                .set_drops(&mine)
+                .await
+                .context("put its partition back")?;
+            let names = cut.grudge.get(node).cloned().unwrap_or_default();
+            self.record_effect(
+                "reapply",
+                &[node.to_owned()],
+                node,
+                start.elapsed(),
+                json!({"reapplied": "partition", "grudge": {node: names}}),
+            );
+            tracing::info!(node, "partition reapplied after the restart");
+        }
+        if !is_worker {
+            tokio::select! {
+                ready = wait_ready(nodes, node, self.ready_limit) => ready?,
+                _ = interrupt.cancelled() => anyhow::bail!(
+                    "interrupted while waiting for it to answer"
+                ),
+            }
         }
         Ok(())
     }
+}
 
-    async fn restart(&self, node: &str) -> anyhow::Result<NodeFacts> {
-        let node = node.to_owned();
-        self.ask(|reply| RuntimeRequest::Restart { node, reply })
-            .await
+async fn kill_all(nodes: &mut dyn Runtime, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        nodes.kill(name).await?;
     }
-
-    /// Sends a request to the run's main loop and waits for its answer.
-    async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> RuntimeRequest,
-    ) -> anyhow::Result<T> {
-        let gone = || anyhow::anyhow!("the runtime is gone");
-        let (reply, answer) = oneshot::channel();
-        self.runtime
-            .send(request(reply))
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
+    Ok(())
 }
 
 enum Injected {

@@ -1,7 +1,7 @@
 //! The Docker runtime: every node is a container on a bridge network made for
 //! the run, driven through the Engine API with bollard.
 //!
-//! Faults never go through the API: the nemesis signals the containers'
+//! Faults never go through the API: the runtime signals the containers'
 //! processes by their host PIDs (a SIGSTOP lands in tens of microseconds, an API
 //! kill takes milliseconds), and `docker pause` (the cgroup freezer) is not a
 //! stopped process. The API is used to create, learn PIDs, stream output and
@@ -29,17 +29,22 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions,
 };
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use leasehold_checker::Event;
-use leasehold_nemesis::{NodeFacts, Role};
+use leasehold_nemesis::partition::{self, Drops, NsDrops};
+use leasehold_nemesis::{NodeFacts, Role, STATE_LIMIT, deliver};
+use leasehold_results::RunDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Subnet;
-use crate::local::NodeSpec;
-use crate::netns::reserve_subnet;
-use crate::registry::Cleaned;
+use crate::machine::Cleaned;
+use crate::registry;
+use crate::runtime::control::{ImageOf, NodeControl, Runtime};
+use crate::runtime::spec::{NodeSpec, set_flags};
+use crate::runtime::subnet::reserve_subnet;
 
 pub const LABEL_RUN: &str = "leasehold.run";
 pub const LABEL_NODE: &str = "leasehold.node";
@@ -53,7 +58,11 @@ pub use crate::images::connect;
 struct DockerNode {
     spec: NodeSpec,
     container: String,
-    /// Host PID of the container's first process.
+    /// The image it runs from, for a restart.
+    image: String,
+    /// Host PID of the container's first process; 0 while the node is not
+    /// running (it never started, or it was killed and is not restarted yet:
+    /// the PIDs of a dead container's cgroup may belong to others by now).
     pid: i32,
     log: PathBuf,
     exited: Arc<AtomicBool>,
@@ -123,7 +132,7 @@ impl DockerRuntime {
     }
 
     /// Creates and starts the containers, all at once.
-    pub async fn spawn_all(&mut self, plans: Vec<ContainerPlan>) -> anyhow::Result<()> {
+    async fn start_all(&mut self, plans: Vec<ContainerPlan>) -> anyhow::Result<()> {
         let network = self.network.clone().context("the network is gone")?;
         let starts = plans.into_iter().map(|plan| {
             let docker = self.docker.clone();
@@ -146,6 +155,7 @@ impl DockerRuntime {
                         DockerNode {
                             container: container_name(&self.run_id, &plan.spec.name),
                             spec: plan.spec,
+                            image: plan.image,
                             pid: 0,
                             log: plan.log,
                             exited: Arc::new(AtomicBool::new(true)),
@@ -222,25 +232,12 @@ impl DockerRuntime {
             DockerNode {
                 spec: plan.spec,
                 container,
+                image: plan.image,
                 pid,
                 log: plan.log,
                 exited,
             },
         );
-    }
-
-    /// Where the node answers its health check, and its log file.
-    pub fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
-        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
-    }
-
-    /// How the node's container ended, if it has.
-    pub async fn exited(&self, name: &str) -> anyhow::Result<Option<String>> {
-        let node = self.nodes.get(name).context("no such node")?;
-        if !node.exited.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
-        Ok(Some(self.exit_status(&node.container).await))
     }
 
     async fn exit_status(&self, container: &str) -> String {
@@ -265,31 +262,174 @@ impl DockerRuntime {
         }
     }
 
-    /// The nemesis's view of every node: every process of the container, by
-    /// host PID, and its network namespace.
-    pub fn facts(&self) -> Vec<NodeFacts> {
-        self.nodes
-            .values()
-            .filter(|n| n.pid > 0)
-            .map(|n| NodeFacts {
-                name: n.spec.name.clone(),
-                role: n.spec.role,
-                pids: container_pids(n.pid),
-                pgid: None,
-                netns: Some(PathBuf::from(format!("/proc/{}/ns/net", n.pid))),
-                addr: n.spec.addr.to_string(),
+    fn node_facts(n: &DockerNode) -> NodeFacts {
+        let up = n.pid > 0;
+        NodeFacts {
+            name: n.spec.name.clone(),
+            role: n.spec.role,
+            pids: if up {
+                container_pids(n.pid)
+            } else {
+                Vec::new()
+            },
+            pgid: None,
+            netns: up.then(|| PathBuf::from(format!("/proc/{}/ns/net", n.pid))),
+            addr: n.spec.addr.to_string(),
+        }
+    }
+}
+
+impl NodeControl for DockerRuntime {
+    fn signal<'a>(
+        &'a mut self,
+        nodes: &'a [String],
+        signal: Signal,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let facts: anyhow::Result<Vec<NodeFacts>> = nodes
+            .iter()
+            .map(|name| {
+                Ok(Self::node_facts(
+                    self.nodes.get(name).context("no such node")?,
+                ))
             })
-            .collect()
+            .collect();
+        Box::pin(async move {
+            let facts: Vec<NodeFacts> = facts?.into_iter().filter(|f| !f.pids.is_empty()).collect();
+            // The wait for the kernel to show the new state polls /proc and
+            // sleeps: a blocking thread's work.
+            tokio::task::spawn_blocking(move || deliver(&facts, signal, STATE_LIMIT))
+                .await
+                .context("the signalling thread panicked")??;
+            Ok(())
+        })
     }
 
-    /// SIGCONT to every process of every container.
-    pub fn resume_all(&self) {
+    /// A killed container's namespace is gone with it: its rules are put back
+    /// by the caller after the restart.
+    fn set_drops<'a>(
+        &'a mut self,
+        drops: &'a BTreeMap<String, Drops>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let jobs: anyhow::Result<Vec<(String, PathBuf, Drops)>> = drops
+            .iter()
+            .filter_map(|(name, d)| {
+                let Some(n) = self.nodes.get(name) else {
+                    return Some(Err(anyhow::anyhow!("no such node {name:?}")));
+                };
+                let netns = Self::node_facts(n).netns?;
+                Some(Ok((name.clone(), netns, d.clone())))
+            })
+            .collect();
+        Box::pin(async move {
+            let jobs = jobs?;
+            tokio::task::spawn_blocking(move || {
+                let rules: Vec<NsDrops<'_>> = jobs
+                    .iter()
+                    .map(|(node, netns, drops)| NsDrops { node, netns, drops })
+                    .collect();
+                partition::set_drops(&rules)
+            })
+            .await
+            .context("the nft thread panicked")??;
+            Ok(())
+        })
+    }
+
+    fn kill<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let node = self.nodes.get_mut(name).context("no such node")?;
+            let pids = if node.pid > 0 {
+                container_pids(node.pid)
+            } else {
+                Vec::new()
+            };
+            // From here on the node has no PIDs until it is restarted.
+            node.pid = 0;
+            for &p in &pids {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+            let start = Instant::now();
+            while pids
+                .iter()
+                .any(|p| leasehold_nemesis::proc_state(*p) != leasehold_nemesis::ProcState::Gone)
+            {
+                anyhow::ensure!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "{name} did not die"
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// A new container with the same name, address, image and data folder.
+    fn restart<'a>(
+        &'a mut self,
+        name: &'a str,
+        extra: &'a [String],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let node = self.nodes.remove(name).context("no such node")?;
+            remove_container(&self.docker, &node.container).await;
+            let mut spec = node.spec;
+            set_flags(&mut spec.args, extra);
+            let plan = ContainerPlan {
+                data_dir: spec.data_dir.clone(),
+                spec,
+                image: node.image,
+                log: node.log,
+            };
+            self.start_all(vec![plan]).await
+        })
+    }
+}
+
+impl Runtime for DockerRuntime {
+    fn spawn_all<'a>(
+        &'a mut self,
+        specs: &'a [&'a NodeSpec],
+        run_dir: &'a RunDir,
+        image_of: ImageOf<'a>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let plans = specs
+            .iter()
+            .map(|spec| ContainerPlan {
+                spec: (*spec).clone(),
+                image: image_of(spec),
+                data_dir: spec.data_dir.clone(),
+                log: run_dir.node_log_path(&spec.name),
+            })
+            .collect();
+        Box::pin(self.start_all(plans))
+    }
+
+    fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
+        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
+    }
+
+    fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(async move {
+            let node = self.nodes.get(name).context("no such node")?;
+            if !node.exited.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            Ok(Some(self.exit_status(&node.container).await))
+        })
+    }
+
+    /// Every process of the container, by host PID, and its network namespace.
+    fn facts(&self) -> Vec<NodeFacts> {
+        self.nodes.values().map(Self::node_facts).collect()
+    }
+
+    fn resume_all(&self) {
         for n in self.nodes.values().filter(|n| n.pid > 0) {
             signal_all(n.pid, Signal::SIGCONT);
         }
     }
 
-    pub fn names(&self, role: Role) -> Vec<String> {
+    fn names(&self, role: Role) -> Vec<String> {
         self.nodes
             .values()
             .filter(|n| n.spec.role == role)
@@ -297,108 +437,58 @@ impl DockerRuntime {
             .collect()
     }
 
-    /// SIGKILL to every process of the container; waits until they are gone.
-    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        let node = self.nodes.get(name).context("no such node")?;
-        let pids = container_pids(node.pid);
-        for &p in &pids {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        }
-        let start = Instant::now();
-        while pids
-            .iter()
-            .any(|p| leasehold_nemesis::proc_state(*p) != leasehold_nemesis::ProcState::Gone)
-        {
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(5),
-                "{name} did not die"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        Ok(())
-    }
-
-    /// Starts a killed node again as a new container with the same name,
-    /// address and data folder; `extra` arguments are added.
-    pub async fn restart(
-        &mut self,
-        name: &str,
-        image: String,
-        extra: &[String],
-    ) -> anyhow::Result<()> {
-        let node = self.nodes.remove(name).context("no such node")?;
-        remove_container(&self.docker, &node.container).await;
-        let mut spec = node.spec;
-        crate::local::set_flags(&mut spec.args, extra);
-        let plan = ContainerPlan {
-            data_dir: spec.data_dir.clone(),
-            spec,
-            image,
-            log: node.log,
-        };
-        self.spawn_all(vec![plan]).await
-    }
-
-    /// The image a node runs from.
-    pub async fn image_of(&self, name: &str) -> anyhow::Result<String> {
-        let node = self.nodes.get(name).context("no such node")?;
-        let info = self
-            .docker
-            .inspect_container(&node.container, None::<InspectContainerOptions>)
-            .await?;
-        info.config
-            .and_then(|c| c.image)
-            .context("the container names no image")
-    }
-
     /// SIGTERM to the nodes, then remove their containers (forcibly after
     /// `grace`).
-    pub async fn stop(&mut self, names: &[String], grace: Duration) {
-        for name in names {
-            if let Some(n) = self.nodes.get(name).filter(|n| n.pid > 0) {
-                signal_all(n.pid, Signal::SIGCONT);
-                signal_all(n.pid, Signal::SIGTERM);
+    fn stop<'a>(&'a mut self, names: &'a [String], grace: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for name in names {
+                if let Some(n) = self.nodes.get(name).filter(|n| n.pid > 0) {
+                    signal_all(n.pid, Signal::SIGCONT);
+                    signal_all(n.pid, Signal::SIGTERM);
+                }
             }
-        }
-        let deadline = Instant::now() + grace;
-        for name in names {
-            let Some(n) = self.nodes.get(name) else {
-                continue;
-            };
-            // The process table tells sooner than the engine that it is gone.
-            while n.pid > 0
-                && leasehold_nemesis::proc_state(n.pid) != leasehold_nemesis::ProcState::Gone
-                && Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            let deadline = Instant::now() + grace;
+            for name in names {
+                let Some(n) = self.nodes.get(name) else {
+                    continue;
+                };
+                // The process table tells sooner than the engine that it is gone.
+                while n.pid > 0
+                    && leasehold_nemesis::proc_state(n.pid) != leasehold_nemesis::ProcState::Gone
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
-        }
-        let removals = names
-            .iter()
-            .filter_map(|name| self.nodes.remove(name))
-            .map(|n| {
-                let docker = self.docker.clone();
-                async move { remove_container(&docker, &n.container).await }
-            });
-        futures_util::future::join_all(removals).await;
+            let removals = names
+                .iter()
+                .filter_map(|name| self.nodes.remove(name))
+                .map(|n| {
+                    let docker = self.docker.clone();
+                    async move { remove_container(&docker, &n.container).await }
+                });
+            futures_util::future::join_all(removals).await;
+        })
     }
 
     /// Removes every container, waits for their output, removes the network.
-    pub async fn teardown(&mut self, grace: Duration) {
-        let all: Vec<String> = self.nodes.keys().cloned().collect();
-        self.stop(&all, grace).await;
-        self.readers.close();
-        if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("container output readers did not finish");
-        }
-        if let Some(net) = self.network.take()
-            && let Err(e) = self.docker.remove_network(&net).await
-        {
-            tracing::warn!(network = %net, error = %e, "cannot remove the network");
-        }
+    fn teardown(&mut self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let all: Vec<String> = self.nodes.keys().cloned().collect();
+            self.stop(&all, grace).await;
+            self.readers.close();
+            if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("container output readers did not finish");
+            }
+            if let Some(net) = self.network.take()
+                && let Err(e) = self.docker.remove_network(&net).await
+            {
+                tracing::warn!(network = %net, error = %e, "cannot remove the network");
+            }
+        })
     }
 }
 
@@ -613,7 +703,7 @@ pub async fn cleanup_dead(cleaned: &mut Cleaned) {
         .await
         .unwrap_or_default();
     // Liveness after listing (see `registry::cleanup_dead_runs`).
-    let live = crate::registry::live_runs();
+    let live = registry::live_runs();
     for c in containers {
         let run = c
             .labels

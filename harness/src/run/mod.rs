@@ -1,0 +1,391 @@
+//! The lifecycle of a run: setup → workload and nemesis for `duration` → heal and
+//! resume everything → final reads → teardown → check → report.
+//!
+//! Once the run folder exists, nothing is lost: a setup error, a failed node,
+//! a history file that cannot be written or Ctrl-C still heal, resume, stop
+//! every node, remove the network, unregister the run and write the history
+//! recorded so far with a results.json that says what went wrong.
+//!
+//! Its rooms: [`plan`] (where each node listens), [`setup`] (network and
+//! nodes), [`collector`] (the history), [`driver`] (the nemesis) and
+//! [`final_reads`].
+
+pub(crate) mod collector;
+pub(crate) mod context;
+mod driver;
+mod final_reads;
+mod plan;
+pub(crate) mod setup;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use futures_util::FutureExt;
+use leasehold_checker::{CheckInput, Event, History, LedgerEntry, Validity};
+use leasehold_nemesis::{Role, ScheduledFault, schedule};
+use leasehold_nodes::RunClock;
+use leasehold_results::ScheduledFault as ScheduledFaultRecord;
+use leasehold_results::{FaultRecord, NemesisSummary, NodeSummary, Results, RunDir, Timings};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::registry;
+use crate::run::collector::{Collected, Collector, Counters};
+use crate::run::context::{READY_LIMIT, RunContext};
+use crate::run::driver::Driver;
+use crate::run::final_reads::{final_reads, merge_ledgers};
+use crate::run::setup::{NodeImages, setup};
+use crate::runtime::Runtime;
+use crate::runtime::local::netns;
+use crate::shutdown::Shutdown;
+
+/// What a run needs besides its config.
+pub struct RunOptions {
+    pub config: Config,
+    /// Where the config came from, for messages.
+    pub config_source: String,
+    /// Root of the run folders.
+    pub store: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Cancelled by Ctrl-C, SIGTERM, SIGHUP or SIGQUIT (see [`Shutdown`]).
+    pub shutdown: Shutdown,
+}
+
+/// A finished (or failed, or interrupted) run.
+pub struct RunOutcome {
+    pub results: Results,
+    pub run_dir: PathBuf,
+}
+
+/// Runs one test from start to finish.
+pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
+    let RunOptions {
+        mut config,
+        config_source,
+        store,
+        progress,
+        shutdown,
+    } = opts;
+    let cancel = shutdown.token();
+    anyhow::ensure!(
+        !config.has_partitions() || netns::is_root(),
+        "{config_source}: nemesis: partitions need root (they add netfilter rules inside \
+         the nodes' network namespaces); run as root or remove the partition faults"
+    );
+    let seed = config.seed.unwrap_or_else(rand::random);
+    config.seed = Some(seed);
+    let run_id = registry::new_run_id();
+    shutdown.set_run_id(&run_id);
+    let started = SystemTime::now();
+    let cleaned = crate::cleanup::cleanup_dead_runs().await;
+    if !cleaned.is_empty() {
+        tracing::warn!(?cleaned, "removed leftovers of killed runs");
+    }
+    let run_dir = RunDir::create(&store, &config.test, started).context("create the run folder")?;
+    std::fs::write(run_dir.config_path(), config.to_yaml()).context("write config.yaml")?;
+    let _registration = registry::register(&run_id, run_dir.path()).context("register the run")?;
+    tracing::info!(run_id, seed, dir = %run_dir.path().display(), config = %config_source, "run starting");
+
+    let clock = RunClock::starting_now();
+    let t_start = Instant::now();
+    let collector = match Collector::start(&run_dir.history_path(), clock) {
+        Ok(c) => c,
+        Err(e) => {
+            registry::unregister(&run_id);
+            return Err(e);
+        }
+    };
+    let fault_schedule = schedule(
+        &config.nemesis.faults,
+        &config.nemesis.timeline,
+        config.duration,
+        seed,
+    );
+    let mut timings = Timings::default();
+    let mut state = RunState {
+        runtime: None,
+        records: Vec::new(),
+        nodes: Vec::new(),
+    };
+    let ctx = RunContext {
+        config: &config,
+        run_id: &run_id,
+        seed,
+        clock,
+        run_dir: &run_dir,
+        events: collector.sender(),
+        cancel: &cancel,
+        ready_limit: READY_LIMIT,
+    };
+    let outcome = drive(
+        &ctx,
+        &collector,
+        &fault_schedule,
+        progress,
+        &mut state,
+        &mut timings,
+    )
+    .await;
+    drop(ctx);
+
+    // Teardown happens whatever `drive` returned.
+    let t_teardown = Instant::now();
+    if let Some(mut runtime) = state.runtime.take() {
+        runtime.resume_all();
+        runtime.teardown(Duration::from_secs(2)).await;
+    }
+    let Collected {
+        events,
+        error: history_error,
+    } = collector.finish().await;
+    let ledger = {
+        let (config, run_dir) = (config.clone(), run_dir.clone());
+        tokio::task::spawn_blocking(move || merge_ledgers(&config, &run_dir))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("merging the ledgers panicked: {e}")))
+    };
+    registry::unregister(&run_id);
+    timings.teardown_ms = Timings::ms(t_teardown.elapsed());
+
+    // Check what was recorded, even after an error or Ctrl-C.
+    let t_check = Instant::now();
+    let (ledger, ledger_error) = match ledger {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let (checked, events) = {
+        let fencing = config.storage.fencing;
+        // Seconds of CPU at worst: a blocking thread's work.
+        tokio::task::spawn_blocking(move || (check(&events, ledger.as_deref(), fencing), events))
+            .await
+            .context("the checker panicked")?
+    };
+    timings.check_ms = Timings::ms(t_check.elapsed());
+    timings.total_ms = Timings::ms(t_start.elapsed());
+
+    let errors: Vec<String> = [
+        outcome.as_ref().err().map(|e| format!("{e:#}")),
+        ledger_error,
+        history_error.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut results = Results::new(
+        &config.test,
+        &run_id,
+        seed,
+        started,
+        config.runtime.to_string(),
+    );
+    results.interrupted = cancel.is_cancelled();
+    results.signal = shutdown.signal().map(|s| s as i32 as u8);
+    results.error = (!errors.is_empty()).then(|| errors.join("; "));
+    results.timings = timings;
+    results.nemesis = NemesisSummary {
+        asked: asked_faults(&config),
+        schedule: fault_schedule.iter().map(schedule_record).collect(),
+        faults: state.records,
+    };
+    results.nodes = state.nodes;
+    results.record_checks(checked, &events);
+    results.require_activity();
+    if history_error.is_some() {
+        // history.jsonl no longer holds what was checked: a re-check of the
+        // folder could not reproduce any verdict.
+        results.verdict = Validity::Unknown;
+    }
+    run_dir
+        .write_results(&results)
+        .context("write results.json")?;
+    run_dir
+        .write_report(&results, &events)
+        .context("write report.html")?;
+    run_dir.write_junit(&results).context("write junit.xml")?;
+    Ok(RunOutcome {
+        results,
+        run_dir: run_dir.path().to_owned(),
+    })
+}
+
+/// Runs every check on a run's history.
+fn check(
+    events: &[Event],
+    ledger: Option<&[LedgerEntry]>,
+    fencing: bool,
+) -> leasehold_checker::Checked {
+    let ops = History::new(events.to_vec()).ops();
+    leasehold_checker::check_with(
+        CheckInput { ops: &ops, ledger },
+        &leasehold_checker::CheckOptions {
+            fencing: Some(fencing),
+            // A run's own histories take milliseconds; the bound keeps a
+            // pathological one from holding the report back (it says unknown).
+            linearizability: Some(leasehold_checker::Limits {
+                deadline: Some(Duration::from_secs(20)),
+                max_states: Some(5_000_000),
+            }),
+        },
+    )
+}
+
+struct RunState {
+    runtime: Option<Box<dyn Runtime>>,
+    records: Vec<FaultRecord>,
+    nodes: Vec<NodeSummary>,
+}
+
+fn schedule_record(f: &ScheduledFault) -> ScheduledFaultRecord {
+    ScheduledFaultRecord {
+        at_ms: f.at.as_millis() as u64,
+        f: f.kind.as_str().to_owned(),
+        target: f.target.to_string(),
+        duration_ms: f.duration.as_millis() as u64,
+        spec: Some(f.spec),
+    }
+}
+
+/// The faults the config asks for, in the order of `ScheduledFault::spec`:
+/// generators, then timeline entries.
+fn asked_faults(config: &Config) -> Vec<String> {
+    let generators = config.nemesis.faults.iter().enumerate().map(|(i, f)| {
+        let mut s = format!(
+            "faults[{i}] ({} {} for {}",
+            f.fault.as_str(),
+            f.target,
+            f.duration
+        );
+        if let Some(every) = &f.every {
+            s += &format!(" every {every}");
+        }
+        s + ")"
+    });
+    let timeline = config.nemesis.timeline.iter().enumerate().map(|(i, e)| {
+        format!(
+            "timeline[{i}] ({} {} at {} for {})",
+            e.fault.as_str(),
+            e.target,
+            humantime::format_duration(e.at),
+            humantime::format_duration(e.duration)
+        )
+    });
+    generators.chain(timeline).collect()
+}
+
+/// Setup, workload, heal, final reads. Leaves the runtime in `state` for the
+/// caller to tear down.
+async fn drive(
+    ctx: &RunContext<'_>,
+    collector: &Collector,
+    fault_schedule: &[ScheduledFault],
+    progress: bool,
+    state: &mut RunState,
+    timings: &mut Timings,
+) -> anyhow::Result<()> {
+    let t_setup = Instant::now();
+    let images = NodeImages::prepare(ctx.config).await?;
+    let Some(specs) = setup(ctx, &images, &mut state.runtime).await? else {
+        return Ok(());
+    };
+    state.nodes = specs
+        .iter()
+        .map(|s| NodeSummary {
+            name: s.name.clone(),
+            role: s.role.to_string(),
+            addr: s.addr.to_string(),
+        })
+        .collect();
+    let runtime = state.runtime.as_mut().expect("setup made the runtime");
+    timings.setup_ms = Timings::ms(t_setup.elapsed());
+
+    // Workload and nemesis. The driver is polled here, next to the clock and
+    // the signals: whatever fault it is busy with, the deadline and Ctrl-C
+    // are seen at once.
+    let t_run = Instant::now();
+    let stop_nemesis = CancellationToken::new();
+    let driver = Driver {
+        schedule: fault_schedule.to_vec(),
+        facts: runtime.facts(),
+        live: collector.live(),
+        events: ctx.events.clone(),
+        clock: ctx.clock,
+        origin_ns: ctx.clock.now(),
+        seed: ctx.seed,
+        ready_limit: ctx.ready_limit,
+    };
+    let bar = progress_bar(progress, ctx.config.duration);
+    let counters = collector.counters();
+    let deadline = tokio::time::Instant::now() + ctx.config.duration;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let records = {
+        let nemesis = std::panic::AssertUnwindSafe(driver.run(
+            runtime.as_mut(),
+            stop_nemesis.clone(),
+            ctx.cancel.clone(),
+        ))
+        .catch_unwind();
+        tokio::pin!(nemesis);
+        // Heal at the deadline or on a signal: the driver resumes what it paused,
+        // removes partitions and starts killed nodes again.
+        loop {
+            tokio::select! {
+                records = &mut nemesis => break records,
+                _ = tokio::time::sleep_until(deadline), if !stop_nemesis.is_cancelled() => {
+                    bar.finish_and_clear();
+                    stop_nemesis.cancel();
+                }
+                _ = ctx.cancel.cancelled(), if !stop_nemesis.is_cancelled() => {
+                    bar.finish_and_clear();
+                    stop_nemesis.cancel();
+                }
+                _ = tick.tick(), if !stop_nemesis.is_cancelled() => {
+                    show_progress(&bar, t_run.elapsed(), &counters);
+                }
+            }
+        }
+    };
+    bar.finish_and_clear();
+    state.records = records.map_err(|_| anyhow::anyhow!("the nemesis panicked"))?;
+    // Then every node gets SIGCONT, whatever paused it.
+    runtime.resume_all();
+    timings.run_ms = Timings::ms(t_run.elapsed());
+
+    // Workers finish the operation in flight, then stop.
+    let workers = runtime.names(Role::Worker);
+    runtime
+        .stop(
+            &workers,
+            ctx.config.workload.timeout * 2 + Duration::from_secs(1),
+        )
+        .await;
+    if ctx.cancel.is_cancelled() {
+        return Ok(());
+    }
+    final_reads(ctx.config, ctx.events.clone(), ctx.clock, &specs).await;
+    Ok(())
+}
+
+fn progress_bar(show: bool, duration: Duration) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>3} [{bar:30}] {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, elapsed: Duration, counters: &Counters) {
+    bar.set_position(elapsed.as_millis() as u64);
+    bar.set_message(format!(
+        "{} events, {} writes",
+        counters.events.load(Ordering::Relaxed),
+        counters.writes.load(Ordering::Relaxed),
+    ));
+}

@@ -1,0 +1,172 @@
+//! Where each node of a run listens and how it is started: the plan the
+//! runtimes turn into processes or containers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use leasehold_nemesis::Role;
+use leasehold_nodes::RunClock;
+use leasehold_results::RunDir;
+
+use crate::config::{Config, Subnet};
+use crate::runtime::NodeSpec;
+use crate::runtime::docker::DATA_MOUNT;
+
+/// Where the nodes live, as far as planning them goes.
+pub(crate) struct Placement {
+    /// The run's subnet when nodes have addresses of their own (namespaces or
+    /// containers); `None`: everything on loopback ports.
+    pub subnet: Option<Subnet>,
+    /// Data folders are mounted at [`DATA_MOUNT`] inside containers.
+    pub in_container: bool,
+}
+
+/// Where each node listens: its own address on the run's subnet, or a free
+/// loopback port when there is none.
+pub(crate) fn plan(
+    config: &Config,
+    run_id: &str,
+    clock: RunClock,
+    place: &Placement,
+    run_dir: &RunDir,
+    seed: u64,
+) -> anyhow::Result<Vec<NodeSpec>> {
+    let addr = |name: &str, port: u16| -> anyhow::Result<SocketAddr> {
+        Ok(match place.subnet {
+            Some(n) => SocketAddr::new(IpAddr::V4(n.host(octet_of(config, name)?)), port),
+            None if port == 0 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            None => free_loopback_port()?,
+        })
+    };
+    let common = |name: &str| {
+        vec![
+            "--name".to_owned(),
+            name.to_owned(),
+            "--run-id".to_owned(),
+            run_id.to_owned(),
+            "--t0".to_owned(),
+            clock.t0_ns().to_string(),
+        ]
+    };
+    // The folder on the host, and how the node names it.
+    let data_dir = |name: &str| -> anyhow::Result<(PathBuf, String)> {
+        let d = run_dir.node_data_dir(name);
+        std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+        let arg = if place.in_container {
+            DATA_MOUNT.to_owned()
+        } else {
+            d.display().to_string()
+        };
+        Ok((d, arg))
+    };
+    let mut specs = Vec::new();
+    for i in 1..=config.lock.nodes.get() {
+        let name = format!("lock{i}");
+        let a = addr(&name, 7000)?;
+        let (dir, dir_arg) = data_dir(&name)?;
+        let mut args = vec!["lock".to_owned()];
+        args.extend(common(&name));
+        args.extend([
+            "--listen".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            dir_arg,
+        ]);
+        specs.push(NodeSpec {
+            name,
+            role: Role::Lock,
+            addr: a,
+            args,
+            data_dir: Some(dir),
+        });
+    }
+    for i in 1..=config.storage.nodes.get() {
+        let name = format!("store{i}");
+        let a = addr(&name, 7100)?;
+        let (dir, dir_arg) = data_dir(&name)?;
+        let mut args = vec!["storage".to_owned()];
+        args.extend(common(&name));
+        args.extend([
+            "--listen".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            dir_arg,
+            "--fencing".into(),
+            if config.storage.fencing { "on" } else { "off" }.into(),
+        ]);
+        specs.push(NodeSpec {
+            name,
+            role: Role::Storage,
+            addr: a,
+            args,
+            data_dir: Some(dir),
+        });
+    }
+    let locks: Vec<String> = specs
+        .iter()
+        .filter(|s| s.role == Role::Lock)
+        .map(|s| s.addr.to_string())
+        .collect();
+    let stores: Vec<String> = specs
+        .iter()
+        .filter(|s| s.role == Role::Storage)
+        .map(|s| s.addr.to_string())
+        .collect();
+    let w = &config.workload;
+    for i in 1..=w.workers.get() {
+        let name = format!("w{i}");
+        let a = addr(&name, 0)?;
+        let mut args = vec!["worker".to_owned()];
+        args.extend(common(&name));
+        args.extend([
+            "--index".into(),
+            (i - 1).to_string(),
+            "--workers".into(),
+            w.workers.to_string(),
+            "--lock".into(),
+            w.lock.clone(),
+            "--lease-ms".into(),
+            w.lease.as_millis().to_string(),
+            "--think-ms".into(),
+            w.think.as_millis().to_string(),
+            "--timeout-ms".into(),
+            w.timeout.as_millis().to_string(),
+            "--backoff-ms".into(),
+            w.backoff.as_millis().to_string(),
+            "--seed".into(),
+            seed.to_string(),
+            "--on-renew-timeout".into(),
+            w.on_renew_timeout.as_str().into(),
+        ]);
+        for l in &locks {
+            args.extend(["--lock-addr".into(), l.clone()]);
+        }
+        for s in &stores {
+            args.extend(["--storage".into(), s.clone()]);
+        }
+        for k in w.key_names() {
+            args.extend(["--key".into(), k]);
+        }
+        specs.push(NodeSpec {
+            name,
+            role: Role::Worker,
+            addr: a,
+            args,
+            data_dir: None,
+        });
+    }
+    Ok(specs)
+}
+
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
+    Ok(l.local_addr()?)
+}
+
+/// Last octet of a node's address on the run's subnet (the config's layout).
+pub(crate) fn octet_of(config: &Config, name: &str) -> anyhow::Result<u8> {
+    config
+        .node_octet(name)
+        .with_context(|| format!("node {name} has no address on the run's subnet"))
+}

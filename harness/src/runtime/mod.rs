@@ -1,0 +1,18 @@
+//! The runtimes behind one seam: local processes in namespaces of their own, or
+//! Docker containers. The run lifecycle and the nemesis driver see only the
+//! traits of [`control`]: [`NodeControl`] for every fault (signals, drop rules,
+//! kill, restart), [`Runtime`] for the rest of a node's life.
+//!
+//! The mechanisms themselves (signals via nix, nft inside a namespace) live in
+//! the nemesis crate; each runtime says which processes and which namespace
+//! a node name stands for, and calls them.
+
+pub mod control;
+pub mod docker;
+pub mod local;
+pub mod spec;
+pub mod subnet;
+
+pub use control::{ImageOf, NodeControl, Runtime, wait_ready};
+pub use leasehold_nemesis::partition::Drops;
+pub use spec::NodeSpec;
