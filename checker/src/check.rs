@@ -9,7 +9,10 @@ use crate::verdict::{CheckReport, Validity};
 /// The combined verdict and each check's report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checked {
+    /// The run's verdict: the checks' verdicts combined (invalid beats unknown
+    /// beats valid).
     pub validity: Validity,
+    /// One report per check that ran, in the order [`check_with`] runs them.
     pub checks: Vec<CheckReport>,
 }
 

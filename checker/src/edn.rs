@@ -58,23 +58,32 @@ pub const MAX_DEPTH: usize = 128;
 /// One EDN form.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Edn {
+    /// `nil`.
     Nil,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer that fits an `i64`, with or without the `N` suffix.
     Int(i64),
     /// An integer that does not fit an `i64`, or one written with the `N` suffix
     /// that does not: its decimal digits, with a leading `-` when negative.
     BigInt(String),
     /// A float; decimals (`1.5M`) and ratios (`1/3`) are read as floats too.
     Float(f64),
+    /// A character literal: `\a`, `\newline`, `\u0041`.
     Char(char),
+    /// A string, escapes decoded.
     String(String),
     /// Without the colon: `:cas` is `Keyword("cas")`, `:a/b` is `Keyword("a/b")`.
     Keyword(String),
+    /// A bare name other than `nil`, `true` and `false`: `foo`, `a.b/c`.
     Symbol(String),
+    /// `(…)`, elements in the order written.
     List(Vec<Edn>),
+    /// `[…]`, elements in the order written.
     Vector(Vec<Edn>),
     /// Key-value pairs in the order written (duplicates kept).
     Map(Vec<(Edn, Edn)>),
+    /// `#{…}`, elements in the order written (duplicates kept).
     Set(Vec<Edn>),
     /// `#tag form`; a Clojure record `#a.b.C{…}` is `Tagged("a.b.C", Map(…))`.
     Tagged(String, Box<Edn>),

@@ -12,11 +12,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Process {
+    /// A client process number (a JSON number in the history).
     Client(u64),
+    /// A named actor (a JSON string in the history): `"nemesis"`, `"final"`,
+    /// or any name a Jepsen history uses.
     Named(String),
 }
 
 impl Process {
+    /// The nemesis, which performs the fault actions: `Named("nemesis")`.
     pub fn nemesis() -> Self {
         Process::Named("nemesis".to_owned())
     }
@@ -36,9 +40,15 @@ impl fmt::Display for Process {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
+    /// The operation was sent; its completion is the next event of the same
+    /// process.
     Invoke,
+    /// It happened.
     Ok,
+    /// It certainly did not happen.
     Fail,
+    /// Unknown: it may take effect at any later time, or never; the process is
+    /// retired. Nemesis actions are recorded as `info` too.
     Info,
 }
 
@@ -50,15 +60,24 @@ pub struct Event {
     /// Nanoseconds since the run started, on the host's CLOCK_MONOTONIC, stamped
     /// where the event happened.
     pub time: u64,
+    /// Who performed it.
     pub process: Process,
+    /// The node it happened on (`w3`); `None` when the line names none, as for
+    /// nemesis actions and the final reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The invocation, or how the operation ended (`type` in the file).
     #[serde(rename = "type")]
     pub kind: EventType,
     /// `acquire`, `renew`, `release`, `write`, `read`, or a nemesis function.
     pub f: String,
+    /// The arguments of an invocation, the result of a completion (for an `ok`
+    /// acquire `{"lock", "token", "lease_ms"}`), the nodes of a nemesis action;
+    /// `null` when absent.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub value: serde_json::Value,
+    /// Why an operation failed or is unknown (`"timeout"`), as its performer
+    /// reported it; `None` when the line says nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

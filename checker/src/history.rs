@@ -8,21 +8,31 @@ use crate::op::Op;
 /// A history as read: the events in file order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
+    /// Every event, nemesis actions included, in file order (index order for a
+    /// history leasehold wrote).
     pub events: Vec<Event>,
 }
 
 /// A history line that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// The line is not a well-formed event (bad JSON, a missing or mistyped
+    /// field, or for EDN a malformed form or operation).
     #[error("line {line}, column {column}: {message}")]
     Parse {
+        /// 1-based line of the input.
         line: usize,
+        /// 1-based column, in characters, where the parser gave up.
         column: usize,
+        /// What is wrong, without the position.
         message: String,
     },
+    /// Reading the line from the reader failed.
     #[error("line {line}: {source}")]
     Io {
+        /// 1-based line that could not be read.
         line: usize,
+        /// The reader's error.
         #[source]
         source: std::io::Error,
     },
@@ -68,6 +78,7 @@ fn message_of(e: &serde_json::Error) -> String {
 }
 
 impl History {
+    /// A history of `events`, taken in the order given.
     pub fn new(events: Vec<Event>) -> Self {
         History { events }
     }

@@ -8,6 +8,10 @@ use crate::op::Op;
 /// which is not the same as an empty ledger.
 #[derive(Clone, Copy, Debug)]
 pub struct CheckInput<'a> {
+    /// The client operations, in invocation order, as
+    /// [`History::ops`](crate::History::ops) pairs them.
     pub ops: &'a [Op],
+    /// Storage's decisions in decision order (`ledger.jsonl`); `None` when
+    /// storage kept no ledger.
     pub ledger: Option<&'a [LedgerEntry]>,
 }

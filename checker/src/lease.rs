@@ -107,6 +107,7 @@ const NS_PER_MS: u64 = 1_000_000;
 /// One ok acquire or ok renew of a lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant<'a> {
+    /// The ok acquire or ok renew itself.
     pub op: &'a Op,
     /// The lease it granted: the reply's `lease_ms`, else the lease length of
     /// the lease; `None` when neither is known.
@@ -143,6 +144,7 @@ impl Grant<'_> {
         }
     }
 
+    /// Whether it is a renew rather than an acquire.
     pub fn is_renew(&self) -> bool {
         matches!(self.op.call, Call::Renew { .. })
     }
@@ -153,16 +155,24 @@ impl Grant<'_> {
 /// deadline ends it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interval {
+    /// Inclusive: the grant's send time for a possible interval, its reply
+    /// time for a certain one.
     pub start: u64,
     /// Exclusive. For a possible interval, the deadline plus one nanosecond
     /// (`u64::MAX` for a lease without deadline).
     pub end: u64,
+    /// `Possible`: the holder may still have held the lease; `Certain`: the
+    /// lock service certainly vouched for it.
     pub certainty: Certainty,
+    /// History index of the invocation of the grant that starts it.
     pub start_op: u64,
+    /// History index of the invocation of the grant whose deadline ends it
+    /// (that grant's also when a release cut a certain interval short).
     pub end_op: u64,
 }
 
 impl Interval {
+    /// Whether `x` lies in `[start, end)`.
     pub fn contains(&self, x: u64) -> bool {
         self.start <= x && x < self.end
     }
@@ -196,10 +206,12 @@ pub struct Lease<'a> {
 }
 
 impl<'a> Lease<'a> {
+    /// The lock that granted the token.
     pub fn lock(&self) -> &'a str {
         self.lock
     }
 
+    /// The fencing token.
     pub fn token(&self) -> u64 {
         self.token
     }
@@ -350,6 +362,7 @@ impl<'l, 'a> TokenLeases<'l, 'a> {
         &self.leases.leases[self.ids[0]]
     }
 
+    /// The leases of the token, that of its first ok acquire first.
     pub fn iter(&self) -> impl Iterator<Item = &'l Lease<'a>> + use<'l, 'a> {
         let leases = self.leases;
         self.ids.iter().map(move |&l| &leases.leases[l])
@@ -564,10 +577,12 @@ impl<'a> Leases<'a> {
         self.leases.iter()
     }
 
+    /// How many leases: distinct `(lock, token)` an ok acquire granted.
     pub fn len(&self) -> usize {
         self.leases.len()
     }
 
+    /// Whether no ok acquire granted a token.
     pub fn is_empty(&self) -> bool {
         self.leases.is_empty()
     }

@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::history::{HistoryError, read_json_lines};
 use crate::op::{Call, Op};
 
+/// What the fenced storage did with a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// It stored the write (with fencing: its token was at least the high-water
+    /// token of the key).
     Accepted,
+    /// Fencing refused it: its token was below the key's high-water token.
     Rejected,
 }
 
@@ -21,11 +25,15 @@ pub struct LedgerEntry {
     /// When storage decided, in nanoseconds since the run started (same clock as
     /// the history).
     pub time: u64,
+    /// The key written.
     pub key: String,
+    /// The fencing token the write carried.
     pub token: u64,
+    /// The data written; unique per write of one writer.
     pub data: String,
     /// The node that sent the write.
     pub from: String,
+    /// Whether storage accepted or rejected the write.
     pub decision: Decision,
     /// The highest token storage had seen for this key after this decision.
     pub high_water: u64,

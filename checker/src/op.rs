@@ -9,7 +9,9 @@ use crate::event::{Event, EventType, Process};
 /// How an operation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
+    /// It happened (`ok`).
     Ok,
+    /// It certainly did not happen (`fail`).
     Fail,
     /// Unknown: `info`, or never completed before the history ended.
     Info,
@@ -20,32 +22,53 @@ pub enum Outcome {
 pub enum Call {
     /// `token` and `lease_ms` are known only when the acquire completed `ok`.
     Acquire {
+        /// The lock asked for (`""` when neither the invocation nor the reply
+        /// names one).
         lock: String,
+        /// The fencing token granted; `None` unless it completed `ok` with one.
         token: Option<u64>,
+        /// The lease granted, in ms; `None` unless it completed `ok` with one.
         lease_ms: Option<u64>,
     },
+    /// A renewal of the lease of `token`.
     Renew {
+        /// The lock (`""` when the history names none).
         lock: String,
+        /// The token renewed: the `ok` reply's, else the invocation's (0 when
+        /// neither says).
         token: u64,
+        /// The lease the renew granted, in ms; `None` unless it completed `ok`
+        /// with one (the lease length of its acquire then applies).
         lease_ms: Option<u64>,
     },
+    /// A release of the lease of `token`.
     Release {
+        /// The lock (`""` when the history names none).
         lock: String,
+        /// The token released, from the invocation (0 when it names none).
         token: u64,
     },
+    /// A write to storage, fenced with `token`; the fields are the invocation's.
     Write {
+        /// The key written (`""` when the invocation names none).
         key: String,
+        /// The fencing token the write carried (0 when it names none).
         token: u64,
+        /// The data written, unique per write of one writer.
         data: String,
     },
     /// `value` is the `(token, data)` read back, when the read completed `ok` and
     /// the key held something.
     Read {
+        /// The key read.
         key: String,
+        /// `(token, data)` of the value read; `None` for an empty key or a read
+        /// that did not complete `ok`.
         value: Option<(u64, String)>,
     },
     /// Any other function, kept so indexes still line up.
     Other {
+        /// The function's name, as the history spells it.
         f: String,
     },
 }
@@ -53,15 +76,21 @@ pub enum Call {
 /// A client operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op {
+    /// The process that performed it.
     pub process: Process,
+    /// The node of the invocation (`w3`); `None` when the history names none.
     pub node: Option<String>,
+    /// History index of the invocation; anomalies name operations by it.
     pub invoke_index: u64,
     /// Nanoseconds since the run started, when the operation was sent.
     pub invoke_time: u64,
+    /// History index of the completion; `None` if it never completed.
     pub complete_index: Option<u64>,
     /// When the reply arrived; `None` if it never did.
     pub complete_time: Option<u64>,
+    /// How it ended; `Info` when it never completed.
     pub outcome: Outcome,
+    /// What it asked for and, if `ok`, what it got.
     pub call: Call,
 }
 
@@ -76,6 +105,7 @@ impl Op {
         }
     }
 
+    /// Whether it completed `ok`.
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
     }

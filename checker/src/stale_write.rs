@@ -91,7 +91,11 @@ use crate::verdict::{
 /// Counts gathered by the stale-write check (also put in the report's `stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StaleWriteStats {
+    /// Writes storage accepted: ledger entries `accepted`, or without a ledger
+    /// `ok` writes.
     pub writes_accepted: u64,
+    /// Writes storage rejected: ledger entries `rejected`, or without a ledger
+    /// failed writes.
     pub writes_rejected: u64,
     /// Accepted writes that are stale, certainly or possibly (one anomaly each).
     pub stale_accepted: u64,

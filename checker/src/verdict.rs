@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Validity {
+    /// Judged something and found no violation.
     Valid,
+    /// Neither proved nor refuted: a violation is only possible, a search hit
+    /// a limit, or nothing was judged.
     Unknown,
+    /// A violation is certain.
     Invalid,
 }
 
@@ -31,6 +35,7 @@ impl Validity {
         }
     }
 
+    /// The name as in results.json: `valid`, `unknown` or `invalid`.
     pub fn as_str(self) -> &'static str {
         match self {
             Validity::Valid => "valid",
@@ -44,7 +49,11 @@ impl Validity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Certainty {
+    /// Proven whatever the history leaves unknown (when exactly an operation
+    /// took effect, what a pending renew did).
     Certain,
+    /// Consistent with the evidence but not proven: it depends on something the
+    /// history does not tell.
     Possible,
 }
 
@@ -55,11 +64,18 @@ pub enum Certainty {
 pub enum Anomaly {
     /// Storage accepted a write whose holder had lost the lease.
     StaleWrite {
+        /// `Certain` when the holder had lost the lease at every moment storage
+        /// may have accepted the write (or a later token was granted before
+        /// any); `Possible` when only at some, or a pending renew may have
+        /// extended the lease.
         certainty: Certainty,
         /// The node that wrote.
         writer: String,
+        /// The key written.
         key: String,
+        /// The stale token the write carried.
         token: u64,
+        /// The data written.
         data: String,
         /// When storage accepted it (ledger time, or the write's invocation when
         /// there is no ledger entry), ns since the run started.
@@ -73,43 +89,69 @@ pub enum Anomaly {
         /// The later token whose grant had completed before storage accepted, if
         /// any, and who held it.
         superseded_by: Option<u64>,
+        /// The node granted `superseded_by`; `None` when there is no later
+        /// grant or the history names no node.
         superseded_holder: Option<String>,
         /// History indexes: the acquire or renew of the stale token that set its
         /// deadline, the write (when the history has it), and the later grant
         /// (when there is one).
         ops: Vec<u64>,
+        /// Ledger position of the accepted write; empty without a ledger.
         ledger: Vec<usize>,
     },
     /// Storage accepted `token` for `key` after it had accepted `after_token`,
     /// which is larger.
     FencingOrder {
+        /// The key written (the order is kept per key and storage node).
         key: String,
+        /// The smaller token, accepted later.
         token: u64,
+        /// The larger token, accepted earlier: the highest accepted for the key
+        /// so far.
         after_token: u64,
+        /// History indexes of the two writes, those the history has: the write
+        /// with `after_token`, then the one with `token`.
         ops: Vec<u64>,
+        /// Ledger positions: the first acceptance of `after_token`, then that
+        /// of `token`.
         ledger: Vec<usize>,
     },
     /// A grant that completed before another was invoked carries a token that
     /// is not smaller.
     NonMonotonicToken {
+        /// The token of the grant that completed first: the largest of those
+        /// completed before the later grant was invoked.
         earlier_token: u64,
+        /// The smaller token of the grant invoked afterwards.
         later_token: u64,
+        /// History indexes of the two acquires, the earlier first.
         ops: Vec<u64>,
     },
-    /// The same token was granted by two successful acquires.
-    DuplicateToken { token: u64, ops: Vec<u64> },
+    /// The same token of one lock was granted by two or more successful
+    /// acquires.
+    DuplicateToken {
+        /// The token granted more than once.
+        token: u64,
+        /// History indexes of every ok acquire that got it, in invocation order.
+        ops: Vec<u64>,
+    },
     /// Two different tokens of one lock were both certainly held at once: the
     /// lock service vouched for overlapping leases (see `mutual_exclusion`).
     MutualExclusion {
+        /// The lock both leases were of.
         lock: String,
         /// The lease that started first, and its holder.
         token: u64,
+        /// The node of `token`'s first ok acquire (`process N` when unnamed).
         holder: String,
         /// The lease that started while the first was still certainly held.
         other_token: u64,
+        /// The node of `other_token`'s first ok acquire (`process N` when
+        /// unnamed).
         other_holder: String,
         /// When both were certainly held, ns since the run started.
         overlap_from: u64,
+        /// The end of that overlap (exclusive), ns since the run started.
         overlap_to: u64,
         /// History indexes of the grants and renewals that vouched for both.
         ops: Vec<u64>,
@@ -117,15 +159,19 @@ pub enum Anomaly {
     /// Acknowledged writes to `key` that the final read does not reflect (see
     /// `lost_write`).
     LostWrite {
+        /// The key whose final read lost writes.
         key: String,
         /// The latest lost write: the final read should show it or a later one.
         writer: String,
+        /// The token of the latest lost write.
         token: u64,
+        /// The data of the latest lost write.
         data: String,
         /// How many acknowledged writes to the key are lost, this one included.
         lost: u64,
         /// What the final read returned; `None` when the key read empty.
         read_token: Option<u64>,
+        /// The data of the value read; `None` when the key read empty.
         read_data: Option<String>,
         /// History indexes: the final read and the lost writes the history has.
         ops: Vec<u64>,
@@ -157,6 +203,9 @@ pub enum Anomaly {
 }
 
 impl Anomaly {
+    /// The anomaly's name, `kind` in results.json: `stale-write`,
+    /// `fencing-order`, `non-monotonic-token`, `duplicate-token`,
+    /// `mutual-exclusion`, `lost-write` or `non-linearizable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Anomaly::StaleWrite { .. } => "stale-write",
@@ -310,6 +359,7 @@ impl Anomaly {
 /// is what a report written before this record existed reads as: not recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Judged {
+    /// How many `unit` the check judged; 0: it judged nothing.
     pub count: u64,
     /// What was counted, a plural noun: `accepted writes`, `grants`, `leases`,
     /// `acknowledged writes`, `ops`.
@@ -317,6 +367,7 @@ pub struct Judged {
 }
 
 impl Judged {
+    /// `count` of `unit` (a plural noun).
     pub fn new(count: u64, unit: &str) -> Self {
         Judged {
             count,
@@ -336,12 +387,14 @@ impl Judged {
 pub struct CheckReport {
     /// `stale-write`, `fencing-order`, `token-order`, …
     pub name: String,
+    /// The check's verdict; never valid when it judged nothing.
     pub validity: Validity,
     /// One line for the summary.
     pub summary: String,
     /// How much the check judged; see [`CheckReport::judged_nothing`].
     #[serde(default)]
     pub judged: Judged,
+    /// Every violation found, certain or possible; none when valid.
     pub anomalies: Vec<Anomaly>,
     /// Counts the check gathered (e.g. `stale_rejected`), for reports.
     #[serde(default)]

@@ -18,10 +18,12 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `leasehold`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a test: start the nodes, run the workload under the nemesis, check

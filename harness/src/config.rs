@@ -77,19 +77,28 @@ impl AddressBlock {
 /// A bad config: where, which field, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read, or is not UTF-8 text.
     #[error("cannot read config {}", path.display())]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// The I/O error; `InvalidData` for text that is not UTF-8.
         #[source]
         source: std::io::Error,
     },
+    /// The config does not parse, or breaks a rule or a limit.
     #[error("{}{}: {field}: {message}", path.display(), at(*line, *column))]
     Invalid {
+        /// The config file (or the name given to parsed text).
         path: PathBuf,
+        /// Line of the field's value, from 1; `None` when the error has no
+        /// place in the file (a file too large, a value from `--duration`).
         line: Option<usize>,
+        /// Column of the field's value, from 1, when it is known.
         column: Option<usize>,
         /// Dotted path of the field, e.g. `workload.workers`.
         field: String,
+        /// What is wrong with the value, for a person to read.
         message: String,
     },
 }
@@ -115,15 +124,22 @@ pub struct Config {
     /// How long the workload and the nemesis run.
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
+    /// Where the nodes run: `local` processes (the default) or `docker`
+    /// containers; `leasehold run --runtime` overrides it.
     #[serde(default)]
     pub runtime: RuntimeKind,
+    /// The run's network: the /24 its nodes get addresses on.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// The lock service: which one, how many nodes, what they start from.
     #[serde(default)]
     pub lock: LockConfig,
+    /// The storage nodes and whether they check fencing tokens.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// What the workers do: how many, the lease, think time, timeouts.
     pub workload: WorkloadConfig,
+    /// The faults to inject, generated and scripted; none when absent.
     #[serde(default)]
     pub nemesis: NemesisConfig,
     /// What the config was parsed from, so checks made later

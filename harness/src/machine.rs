@@ -13,15 +13,22 @@ pub fn state_dir() -> PathBuf {
 /// What a cleanup removed.
 #[derive(Debug, Default)]
 pub struct Cleaned {
+    /// PIDs of the node processes killed.
     pub processes: Vec<i32>,
+    /// Network namespaces deleted (`lh-<id>-<node>`, `lh-<id>-hub`).
     pub namespaces: Vec<String>,
+    /// Host interfaces deleted (`lh<id>h`).
     pub interfaces: Vec<String>,
+    /// Docker containers removed, by name.
     pub containers: Vec<String>,
+    /// Docker networks removed, by name.
     pub networks: Vec<String>,
+    /// Ids of the runs whose registration was removed (their controller is dead).
     pub registrations: Vec<String>,
 }
 
 impl Cleaned {
+    /// Whether nothing at all was removed.
     pub fn is_empty(&self) -> bool {
         self.processes.is_empty()
             && self.namespaces.is_empty()

@@ -1,3 +1,7 @@
+//! The `leasehold` binary: runs the command line (see [`leasehold::cli`]) and
+//! turns an error into a message on stderr and exit code 3
+//! ([`leasehold::EXIT_RUN_FAILED`]).
+
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -35,6 +35,7 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
+    /// No signal received yet; nothing listens until [`Shutdown::listen`].
     pub fn new() -> Self {
         Self::default()
     }

@@ -158,9 +158,11 @@ pub fn drops(
 /// One node's drops and the namespace they go into.
 #[derive(Clone, Copy, Debug)]
 pub struct NsDrops<'a> {
+    /// The node's name (`w1`), for errors.
     pub node: &'a str,
     /// The node's network namespace (`/run/netns/…`, `/proc/<pid>/ns/net`).
     pub netns: &'a Path,
+    /// The source addresses it drops; empty removes leasehold's table instead.
     pub drops: &'a Drops,
 }
 

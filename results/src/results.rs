@@ -22,6 +22,9 @@ pub struct Results {
     pub schema_version: u32,
     /// The test's name from the config (also the folder under the store).
     pub test: String,
+    /// A run's id, 8 hex digits, which its processes, namespaces and containers
+    /// carry (`lh-<id>-<node>`); for `leasehold check` of a bare history, the
+    /// history's file name, and of a folder without `results.json`, the folder's.
     pub run_id: String,
     /// The combined verdict of all checks. When the run failed before it could be
     /// checked this stays [`Validity::Unknown`]; `error` says why.
@@ -41,15 +44,20 @@ pub struct Results {
     pub started_at: String,
     /// `"local"` or `"docker"`.
     pub runtime: String,
+    /// How long each phase took.
     pub timings: Timings,
+    /// Headline numbers of the history and the checks.
     pub counts: Counts,
+    /// One report per check that ran: its verdict, what it judged, its anomalies.
     pub checks: Vec<CheckReport>,
     /// What a run needed to happen and did not (no lease granted, no write
     /// accepted, a fault never injected): each makes a valid verdict unknown,
     /// because a run in which nothing happened proves nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// The faults asked for, scheduled and applied; empty for a bare history.
     pub nemesis: NemesisSummary,
+    /// The run's nodes; empty when setup did not finish, and for a bare history.
     pub nodes: Vec<NodeSummary>,
 }
 
@@ -58,21 +66,31 @@ pub struct Results {
 /// teardown, and a run parses no history file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Preparing images, making the network and starting the nodes until each
+    /// was ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_ms: Option<f64>,
+    /// The workload under the nemesis, until every fault was healed and every
+    /// node resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_ms: Option<f64>,
+    /// Stopping the nodes, removing their network, flushing the history and
+    /// merging the ledgers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown_ms: Option<f64>,
     /// Reading and parsing the history (and ledger) of a check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parse_ms: Option<f64>,
+    /// Running every check on the history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_ms: Option<f64>,
     /// Writing results.json, report.html and junit.xml (a check rewrites
     /// results.json once it knows this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_ms: Option<f64>,
+    /// The whole: a run from the start of its history (time 0 of the `_ns`
+    /// times) through the check, a `leasehold check` from parsing through
+    /// writing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_ms: Option<f64>,
 }
@@ -127,8 +145,12 @@ pub struct Counts {
     pub events: u64,
     /// Client operations (invocations).
     pub ops: u64,
+    /// Acquires the lock service granted (`ok` acquire operations).
     pub acquires_ok: u64,
+    /// Writes storage accepted.
     pub writes_accepted: u64,
+    /// Writes storage rejected (fencing: a token below the highest it had seen
+    /// for the key).
     pub writes_rejected: u64,
     /// Writes storage accepted from a holder that had lost its lease.
     pub stale_accepted: u64,
@@ -146,7 +168,10 @@ pub struct NemesisSummary {
     /// timeline entry; a fault's `spec` is its position here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub asked: Vec<String>,
+    /// The seeded schedule, in the order of [`ScheduledFault::at_ms`].
     pub schedule: Vec<ScheduledFault>,
+    /// The faults as the nemesis applied them, skipped ones included (with a
+    /// [`FaultRecord::note`]).
     pub faults: Vec<FaultRecord>,
 }
 
@@ -159,6 +184,7 @@ pub struct ScheduledFault {
     pub f: String,
     /// Whom, as written in the config: `"holder"`, `"w2"`, `"minority"`, …
     pub target: String,
+    /// How long it lasts, in milliseconds.
     pub duration_ms: u64,
     /// Which of [`NemesisSummary::asked`] planned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +195,7 @@ pub struct ScheduledFault {
 /// the history's clock, so they line up with events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRecord {
+    /// What was done: `"pause"`, `"partition"`, `"kill"`, …
     pub f: String,
     /// The target as scheduled (`"holder"`).
     pub target: String,
@@ -180,6 +207,8 @@ pub struct FaultRecord {
     pub effective_ns: Option<u64>,
     /// When it was healed or resumed; `None` if that was not recorded.
     pub end_ns: Option<u64>,
+    /// What went wrong, `None` when nothing did: `skipped: …` (it never
+    /// started), `failed: …`, or `resume failed: …` and the like for the heal.
     pub note: Option<String>,
     /// Which of [`NemesisSummary::asked`] planned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,9 +218,11 @@ pub struct FaultRecord {
 /// One node of the run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSummary {
+    /// `lock1`, `store1`, `w1`, …
     pub name: String,
     /// `"lock"`, `"storage"` or `"worker"`.
     pub role: String,
+    /// `ip:port` it served on; a worker's port is 0.
     pub addr: String,
 }
 

@@ -45,11 +45,14 @@ pub struct Register<V = serde_json::Value>(PhantomData<fn() -> V>);
 /// A register operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RegisterOp<V> {
+    /// Read the register; the output is the value read.
     Read,
+    /// Write the value.
     Write(V),
 }
 
 impl<V> Register<V> {
+    /// The register model.
     pub fn new() -> Self {
         Register(PhantomData)
     }
@@ -123,12 +126,21 @@ pub struct CasRegister<V = serde_json::Value>(PhantomData<fn() -> V>);
 /// A cas-register operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CasOp<V> {
+    /// Read the register; the output is the value read.
     Read,
+    /// Write the value.
     Write(V),
-    Cas { expected: V, new: V },
+    /// Set `new` if and only if the register holds `expected`.
+    Cas {
+        /// The value the register must hold.
+        expected: V,
+        /// The value it holds afterwards.
+        new: V,
+    },
 }
 
 impl<V> CasRegister<V> {
+    /// The lenient cas-register model.
     pub fn new() -> Self {
         CasRegister(PhantomData)
     }
@@ -212,6 +224,7 @@ pub enum CasReply<V> {
 }
 
 impl<V> StrictCasRegister<V> {
+    /// The strict cas-register model.
     pub fn new() -> Self {
         StrictCasRegister(PhantomData)
     }
@@ -277,7 +290,9 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for StrictCasRegister<V> {
 /// values.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Stored {
+    /// The fencing token the write carried.
     pub token: u64,
+    /// The data written.
     pub data: Arc<str>,
 }
 
@@ -296,7 +311,9 @@ pub struct Mutex;
 /// A mutex operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MutexOp {
+    /// Take the mutex: legal only when it is free.
     Acquire,
+    /// Free the mutex: legal only when it is held.
     Release,
 }
 
@@ -387,7 +404,10 @@ pub struct FencedMutex {
 /// A fenced-mutex operation. `client` numbers the owner (the node, in leasehold).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LockOp {
+    /// An acquire by `client`; its output is the token granted (`None`: the
+    /// reply did not say).
     Acquire {
+        /// The client acquiring.
         client: u32,
         /// When the request was sent.
         sent: u64,
@@ -396,16 +416,23 @@ pub enum LockOp {
         /// The lease it asked for; `None`: no lease, the grant never expires.
         ttl: Option<u64>,
     },
+    /// A renew of its lease by `client`, the holder.
     Renew {
+        /// The client renewing.
         client: u32,
         /// `None`: the history does not say which token (any of the holder's).
         token: Option<u64>,
+        /// When the request was sent.
         sent: u64,
         /// The lease it extends to, from `sent`; `None`: it does not extend.
         ttl: Option<u64>,
     },
+    /// A release by `client`.
     Release {
+        /// The client releasing.
         client: u32,
+        /// The token released; `None`: the history does not say (any of the
+        /// holder's).
         token: Option<u64>,
     },
 }
@@ -413,6 +440,7 @@ pub enum LockOp {
 /// The state of a [`FencedMutex`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LockState {
+    /// Who holds the mutex; `None` when it is free.
     pub holder: Option<Holder>,
     /// The last token granted, or a lower bound of it after a grant whose token
     /// is unknown; `None` before any grant.
@@ -422,6 +450,7 @@ pub struct LockState {
 /// Who holds a [`FencedMutex`], with which token, until when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Holder {
+    /// The holder's client number.
     pub client: u32,
     /// `None`: granted by an acquire whose reply is unknown.
     pub token: Option<u64>,
@@ -430,10 +459,13 @@ pub struct Holder {
 }
 
 impl FencedMutex {
+    /// A fenced mutex whose clients are shown by number (`client 3`).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A fenced mutex whose client `n` is shown as `clients[n]` in
+    /// counterexamples.
     pub fn with_clients(clients: Vec<String>) -> Self {
         FencedMutex { clients }
     }

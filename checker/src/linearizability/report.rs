@@ -51,6 +51,7 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// Every model kind, in the order of this enum.
     pub const ALL: [ModelKind; 7] = [
         ModelKind::Register,
         ModelKind::CasRegister,
@@ -61,6 +62,8 @@ impl ModelKind {
         ModelKind::LeaseholdLock,
     ];
 
+    /// The model's name, as [`ModelKind::from_str`] reads it and reports show
+    /// it: `register`, `cas-register`, …
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",

@@ -12,12 +12,14 @@ use crate::verdict::Validity;
 pub struct Operation<I, O> {
     /// History index of the invocation; counterexamples name operations by it.
     pub id: u64,
+    /// The process that performed it.
     pub process: Process,
     /// When it was invoked (ns, or any unit shared by the whole history).
     pub call: u64,
     /// When it completed; `u64::MAX` when it ended `info` or never completed.
     /// Ignored when `output` is `None`.
     pub ret: u64,
+    /// What it asked for, as the model reads it.
     pub input: I,
     /// What it returned; `None` when unknown (`info`, never completed): it may
     /// have taken effect at any moment after `call`, or never.
@@ -29,7 +31,10 @@ pub struct Operation<I, O> {
 /// `deadline` bounds the wall-clock time of the whole check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Wall-clock time the check may take from its start, shared by all the
+    /// partitions of [`check_partitions`](crate::check_partitions); `None`: no limit.
     pub deadline: Option<Duration>,
+    /// Search points each partition may visit; `None`: no limit.
     pub max_states: Option<usize>,
 }
 
@@ -58,7 +63,9 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitHit {
+    /// [`Limits::deadline`] passed.
     Deadline,
+    /// The partition visited [`Limits::max_states`] search points.
     MaxStates,
 }
 
@@ -74,12 +81,16 @@ impl std::fmt::Display for LimitHit {
 /// The answer for one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Linearizability {
+    /// Some order that real time allows is a legal run of the model.
     Linearizable,
+    /// No order is: the search tried them all, and this is how far it got.
     NotLinearizable(Counterexample),
+    /// The search stopped at a limit before it had an answer.
     Unknown(LimitHit),
 }
 
 impl Linearizability {
+    /// The answer as a verdict: valid, invalid or unknown.
     pub fn validity(&self) -> Validity {
         match self {
             Linearizability::Linearizable => Validity::Valid,
@@ -112,19 +123,23 @@ pub struct Counterexample {
 /// The answer for one partition, with what the search cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Analysis {
-    /// The key or lock (`""` for [`check_operations`]).
+    /// The key or lock (`""` for [`check_operations`](crate::check_operations)).
     pub partition: String,
+    /// The answer.
     pub result: Linearizability,
     /// Operations searched (after leaving out unknown reads).
     pub ops: usize,
     /// Distinct (linearized set, state) points visited.
     pub states: usize,
+    /// Wall-clock time the search of this partition took.
     pub elapsed: Duration,
 }
 
 /// A partition of a history: the operations on one key or lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition<I, O> {
+    /// The key or lock; it names the partition in analyses and counterexamples.
     pub key: String,
+    /// The operations on it, in any order.
     pub ops: Vec<Operation<I, O>>,
 }

@@ -43,6 +43,8 @@ use crate::shutdown::Shutdown;
 
 /// What a run needs besides its config.
 pub struct RunOptions {
+    /// The test, with the command line's overrides (`--seed`, `--duration`,
+    /// `--runtime`) applied; without a seed, the run draws one.
     pub config: Config,
     /// Where the config came from, for messages.
     pub config_source: String,
@@ -56,7 +58,9 @@ pub struct RunOptions {
 
 /// A finished (or failed, or interrupted) run.
 pub struct RunOutcome {
+    /// What was written to `results.json`.
     pub results: Results,
+    /// The run's folder, `<store>/<test>/<timestamp>/`.
     pub run_dir: PathBuf,
 }
 

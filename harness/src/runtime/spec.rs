@@ -8,7 +8,9 @@ use leasehold_nemesis::Role;
 /// How to start one node.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
+    /// The node's name: `lock1`, `store1`, `w1`, …
     pub name: String,
+    /// Whether it is a lock node, a storage node or a worker.
     pub role: Role,
     /// `ip:port` it serves on; for workers the port is 0.
     pub addr: std::net::SocketAddr,

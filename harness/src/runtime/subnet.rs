@@ -40,6 +40,7 @@ fn subnets_in_use() -> anyhow::Result<Vec<Subnet>> {
 /// A subnet chosen for a run, with a machine-wide lock held until the run's
 /// network exists, so two runs starting at once cannot pick the same one.
 pub struct SubnetLease {
+    /// The /24 picked.
     pub subnet: Subnet,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }

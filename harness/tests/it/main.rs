@@ -21,16 +21,19 @@ pub fn leasehold() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("leasehold"))
 }
 
+/// The path of `examples/<name>` in the repository.
 pub fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(name)
 }
 
+/// Whether `CI=true` (or `1`): then a missing Docker or root fails a test.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Whether the tests run as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -49,6 +52,7 @@ pub fn require_root() -> bool {
     false
 }
 
+/// Reads and parses a JSON file, panicking with its path on failure.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

@@ -24,12 +24,14 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A node served in the test's runtime.
 pub struct Running {
+    /// Where it listens, on loopback.
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), NodeError>>,
 }
 
 impl Running {
+    /// `host:port`, as the clients take it.
     pub fn host_port(&self) -> String {
         self.addr.to_string()
     }
@@ -50,6 +52,7 @@ async fn loopback() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// Serves the reference lock service as `lock1` on a free loopback port.
 pub async fn start_lock(data_dir: &Path) -> Running {
     let (listener, addr) = loopback().await;
     let cfg = LockServiceConfig {
@@ -66,6 +69,7 @@ pub async fn start_lock(data_dir: &Path) -> Running {
     }
 }
 
+/// Serves the storage as `store1` on a free loopback port, fenced or not.
 pub async fn start_storage(data_dir: &Path, fencing: bool, clock: RunClock) -> Running {
     let (listener, addr) = loopback().await;
     let cfg = StorageConfig {
@@ -84,10 +88,12 @@ pub async fn start_storage(data_dir: &Path, fencing: bool, clock: RunClock) -> R
     }
 }
 
+/// A lock client for `node`, as the worker named `name`.
 pub fn lock_client(node: &Running, name: &str) -> ReferenceLockClient {
     ReferenceLockClient::new(&node.host_port(), name, TIMEOUT).unwrap()
 }
 
+/// A storage client for `node`, writing as `from`.
 pub fn storage_client(node: &Running, from: &str) -> StorageClient {
     StorageClient::new(&node.host_port(), from, TIMEOUT).unwrap()
 }

@@ -46,8 +46,12 @@ use crate::runtime::control::{ImageOf, NodeControl, Runtime};
 use crate::runtime::spec::{NodeSpec, set_flags};
 use crate::runtime::subnet::reserve_subnet;
 
+/// The label with the run's id, on every container and network of the run.
 pub const LABEL_RUN: &str = "leasehold.run";
+/// The label with the node's name (`w1`), on its container.
 pub const LABEL_NODE: &str = "leasehold.node";
+/// The label with the node's role (`lock`, `storage`, `worker`), on its
+/// container.
 pub const LABEL_ROLE: &str = "leasehold.role";
 
 /// Where a node's data folder is mounted inside its container.
@@ -71,10 +75,14 @@ struct DockerNode {
 /// How a node's container is made.
 #[derive(Clone, Debug)]
 pub struct ContainerPlan {
+    /// The node to start.
     pub spec: NodeSpec,
+    /// The image it starts from: leasehold's own, `lock.image`, or one packed
+    /// from `lock.binary`.
     pub image: String,
     /// Host folder mounted at [`DATA_MOUNT`].
     pub data_dir: Option<PathBuf>,
+    /// Host file the container's stderr is appended to (`nodes/<name>.log`).
     pub log: PathBuf,
 }
 
@@ -83,6 +91,7 @@ pub struct DockerRuntime {
     docker: Docker,
     run_id: String,
     network: Option<String>,
+    /// The /24 of the run's bridge network.
     pub subnet: Subnet,
     nodes: BTreeMap<String, DockerNode>,
     events: UnboundedSender<Event>,
@@ -504,6 +513,7 @@ impl Drop for DockerRuntime {
     }
 }
 
+/// The name of node `node`'s container in run `run_id`: `lh-<run_id>-<node>`.
 pub fn container_name(run_id: &str, node: &str) -> String {
     format!("lh-{run_id}-{node}")
 }

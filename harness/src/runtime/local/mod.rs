@@ -47,6 +47,9 @@ pub struct LocalRuntime {
 }
 
 impl LocalRuntime {
+    /// A runtime with no node yet for run `run_id`, whose nodes run this
+    /// binary, in `net`'s namespaces or, without one, on the host's loopback;
+    /// the nodes' events go to `events`.
     pub fn new(
         run_id: &str,
         net: Option<NetnsNet>,

@@ -17,6 +17,7 @@ use crate::runtime::subnet::{ip, reserve_subnet};
 /// The run's network.
 #[derive(Debug)]
 pub struct NetnsNet {
+    /// The /24 the nodes' addresses are on; the host's interface has its `.1`.
     pub subnet: Subnet,
     hub: String,
     namespaces: Vec<String>,
@@ -24,10 +25,12 @@ pub struct NetnsNet {
     destroyed: bool,
 }
 
+/// Whether this process runs as root, which namespaces and partitions need.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// The name of node `node`'s namespace in run `run_id`: `lh-<run_id>-<node>`.
 pub fn ns_name(run_id: &str, node: &str) -> String {
     format!("lh-{run_id}-{node}")
 }
@@ -127,10 +130,12 @@ impl Drop for NetnsNet {
     }
 }
 
+/// Deletes the network namespace named `ns` (`ip netns delete`).
 pub fn delete_namespace(ns: &str) -> anyhow::Result<()> {
     ip(&["netns", "delete", ns]).map(drop)
 }
 
+/// Deletes the host interface `name` if it exists; one that does not is fine.
 pub fn delete_interface(name: &str) -> anyhow::Result<()> {
     let exists = ip(&["link", "show", name]).is_ok();
     if exists {
