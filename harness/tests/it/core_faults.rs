@@ -152,8 +152,8 @@ nemesis:
       for: 3s
 ";
 
-/// Pids of the run's `node lock --name lock1` processes.
-fn lock1_pids(run_id: &str) -> Vec<i32> {
+/// Pids of the run's processes of the node `name` (`--name <name>`).
+fn node_pids(run_id: &str, name: &str) -> Vec<i32> {
     processes_of_run(run_id)
         .into_iter()
         .map(|(pid, _)| pid)
@@ -161,10 +161,15 @@ fn lock1_pids(run_id: &str) -> Vec<i32> {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
                 args.windows(2)
-                    .any(|w| w[0] == b"--name" && w[1] == b"lock1")
+                    .any(|w| w[0] == b"--name" && w[1] == name.as_bytes())
             })
         })
         .collect()
+}
+
+/// Pids of the run's `node lock --name lock1` processes.
+fn lock1_pids(run_id: &str) -> Vec<i32> {
+    node_pids(run_id, "lock1")
 }
 
 #[test]
@@ -194,6 +199,16 @@ fn ctrl_c_during_a_slow_restart_is_answered_at_once() {
     );
     let signalled = Instant::now();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    // Answered: the run stops waiting for lock1 and stops its workers, which
+    // finish the request in flight (at most their 500 ms timeout) and exit.
+    wait_until(Duration::from_secs(10), "the workers to stop", || {
+        node_pids(&run_id, "w1").is_empty() && node_pids(&run_id, "w2").is_empty()
+    });
+    let answered = signalled.elapsed();
+    assert!(
+        answered < Duration::from_secs(1),
+        "the workers stopped {answered:?} after Ctrl-C: the controller answered late"
+    );
     let (code, output) = output_of(child);
     let took = signalled.elapsed();
     assert_eq!(code, 130, "{output}");
