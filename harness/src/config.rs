@@ -283,6 +283,19 @@ pub enum LockService {
     /// leasehold's own lock service (`leasehold node lock`).
     #[default]
     Reference,
+    /// Redis 7: a `redis-server` per lock node, started by the run.
+    Redis,
+}
+
+impl LockService {
+    /// The lock system behind the name: its server recipe and client.
+    pub fn system(self) -> leasehold_workloads::LockSystem {
+        use leasehold_workloads::LockSystem;
+        match self {
+            LockService::Reference => LockSystem::Reference,
+            LockService::Redis => LockSystem::Redis,
+        }
+    }
 }
 
 /// The storage nodes the lock guards.

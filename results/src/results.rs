@@ -59,6 +59,22 @@ pub struct Results {
     pub nemesis: NemesisSummary,
     /// The run's nodes; empty when setup did not finish, and for a bare history.
     pub nodes: Vec<NodeSummary>,
+    /// The lock system tested, as its first lock node reported itself once
+    /// ready; absent for a bare history and when setup did not get that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_system: Option<LockSystemSummary>,
+}
+
+/// The lock system a run tested.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockSystemSummary {
+    /// Its name as the config gives it (`reference`, `redis`).
+    pub name: String,
+    /// The server's version as the server reports it (`7.0.15`); when it
+    /// could not be asked, why, in parentheses.
+    pub version: String,
+    /// What its fencing token is.
+    pub token: String,
 }
 
 /// How long each phase took, in milliseconds with microsecond precision. A
@@ -260,6 +276,7 @@ impl Results {
             missing: Vec::new(),
             nemesis: NemesisSummary::default(),
             nodes: Vec::new(),
+            lock_system: None,
         }
     }
 

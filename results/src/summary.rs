@@ -93,6 +93,13 @@ impl Results {
         let _ = writeln!(s, "run:     {}", run_dir.display());
         let _ = writeln!(s, "report:  {}", run_dir.join("report.html").display());
         let _ = writeln!(s, "time:    {}", self.timings.describe());
+        if let Some(l) = &self.lock_system {
+            let _ = writeln!(
+                s,
+                "system:  {} {}; fencing token: {}",
+                l.name, l.version, l.token
+            );
+        }
 
         if self.nemesis.faults.is_empty() {
             let planned = self.nemesis.schedule.len();

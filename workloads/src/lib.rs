@@ -6,15 +6,25 @@
 //! `exec` protocol plug in behind [`LockClient`].
 
 mod completion;
+mod etcd;
+mod exec;
 mod lock_client;
 pub mod protocol;
 mod reference;
 mod storage_client;
+pub mod system;
 
 pub use completion::Completion;
+pub use etcd::{
+    ETCD_CLIENT_PORT, ETCD_ELECTION_TIMEOUT_MS, ETCD_HEARTBEAT_MS, ETCD_PACKAGE, ETCD_PEER_PORT,
+    ETCD_PROGRAM, ETCD_READY_PATH, EtcdLockClient, EtcdMember, etcd_leader, etcd_ready,
+    etcd_server_args, etcd_server_env, etcd_server_version,
+};
+pub use exec::{AdapterLog, ExecConfig, ExecError, ExecLockClient};
 pub use lock_client::{Grant, LockClient};
 pub use reference::ReferenceLockClient;
 pub use storage_client::{StorageClient, StoredValue, WriteOutcome};
+pub use system::{LockSystem, NodeAddrs, Probe, Program, ServerRecipe, SystemClient};
 
 /// Errors building a client (bad address, HTTP client setup).
 #[derive(Debug, thiserror::Error)]

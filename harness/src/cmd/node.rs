@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use leasehold_nodes::{LockServiceConfig, RenewTimeout, RunClock, StorageConfig, WorkerConfig};
-use leasehold_workloads::ReferenceLockClient;
+use leasehold_workloads::LockSystem;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
@@ -69,9 +69,12 @@ struct StorageArgs {
     fencing: OnOff,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ClientKind {
-    Reference,
+/// A lock system by the name the config gives it (`reference`, `redis`).
+fn parse_system(name: &str) -> Result<LockSystem, String> {
+    LockSystem::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = LockSystem::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown lock system {name:?}; known: {}", known.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -82,8 +85,9 @@ struct WorkerArgs {
     index: u64,
     #[arg(long)]
     workers: u64,
-    #[arg(long, value_enum, default_value = "reference")]
-    client: ClientKind,
+    /// The lock system whose client the worker uses.
+    #[arg(long, value_parser = parse_system, default_value = "reference")]
+    client: LockSystem,
     /// Lock service address(es).
     #[arg(long = "lock-addr", required = true)]
     lock_addrs: Vec<String>,
@@ -168,12 +172,10 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                     },
                     incarnation: a.incarnation,
                 };
-                let client = match a.client {
-                    ClientKind::Reference => {
-                        ReferenceLockClient::new(&a.lock_addrs[0], &a.common.name, timeout)
-                            .context("lock client")?
-                    }
-                };
+                let client = a
+                    .client
+                    .client(&a.lock_addrs, &a.common.name, timeout)
+                    .context("lock client")?;
                 leasehold_nodes::run_worker(cfg, client, std::io::stdout(), shutdown).await?;
             }
         }

@@ -27,7 +27,9 @@ use leasehold_checker::{CheckInput, Event, History, LedgerEntry, Validity};
 use leasehold_nemesis::{Role, ScheduledFault, schedule};
 use leasehold_nodes::RunClock;
 use leasehold_results::ScheduledFault as ScheduledFaultRecord;
-use leasehold_results::{FaultRecord, NemesisSummary, NodeSummary, Results, RunDir, Timings};
+use leasehold_results::{
+    FaultRecord, LockSystemSummary, NemesisSummary, NodeSummary, Results, RunDir, Timings,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -37,8 +39,8 @@ use crate::run::context::{READY_LIMIT, RunContext};
 use crate::run::driver::Driver;
 use crate::run::final_reads::{final_reads, merge_ledgers};
 use crate::run::setup::{NodeImages, setup};
-use crate::runtime::Runtime;
 use crate::runtime::local::netns;
+use crate::runtime::{NodeSpec, Runtime};
 use crate::shutdown::Shutdown;
 
 /// What a run needs besides its config.
@@ -79,6 +81,8 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         "{config_source}: nemesis: partitions need root (they add netfilter rules inside \
          the nodes' network namespaces); run as root or remove the partition faults"
     );
+    // A server binary that is missing stops the run before anything starts.
+    crate::runtime::find_program(&config.lock.service.system().program())?;
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
@@ -113,6 +117,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         runtime: None,
         records: Vec::new(),
         nodes: Vec::new(),
+        lock_system: None,
     };
     let ctx = RunContext {
         config: &config,
@@ -195,6 +200,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         faults: state.records,
     };
     results.nodes = state.nodes;
+    results.lock_system = state.lock_system;
     results.record_checks(checked, &events);
     results.require_activity();
     if history_error.is_some() {
@@ -240,6 +246,7 @@ struct RunState {
     runtime: Option<Box<dyn Runtime>>,
     records: Vec<FaultRecord>,
     nodes: Vec<NodeSummary>,
+    lock_system: Option<LockSystemSummary>,
 }
 
 fn schedule_record(f: &ScheduledFault) -> ScheduledFaultRecord {
@@ -302,6 +309,7 @@ async fn drive(
             addr: s.addr.to_string(),
         })
         .collect();
+    state.lock_system = Some(lock_system_summary(ctx.config, &specs).await);
     let runtime = state.runtime.as_mut().expect("setup made the runtime");
     timings.setup_ms = Timings::ms(t_setup.elapsed());
 
@@ -370,6 +378,24 @@ async fn drive(
     }
     final_reads(ctx.config, ctx.events.clone(), ctx.clock, &specs).await;
     Ok(())
+}
+
+/// The lock system tested, its version asked of the first lock node (ready
+/// by now).
+async fn lock_system_summary(config: &Config, specs: &[NodeSpec]) -> LockSystemSummary {
+    let system = config.lock.service.system();
+    let version = match specs.iter().find(|s| s.role == Role::Lock) {
+        Some(first) => system
+            .server_version(first.addr, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| format!("(unknown: {e})")),
+        None => "(unknown: no lock node)".to_owned(),
+    };
+    LockSystemSummary {
+        name: system.name().to_owned(),
+        version,
+        token: system.token().to_owned(),
+    }
 }
 
 fn progress_bar(show: bool, duration: Duration) -> indicatif::ProgressBar {

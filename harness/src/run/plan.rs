@@ -10,8 +10,9 @@ use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
 
 use crate::config::{Config, Subnet};
-use crate::runtime::NodeSpec;
 use crate::runtime::docker::DATA_MOUNT;
+use crate::runtime::{NodeProgram, NodeSpec, find_program};
+use leasehold_workloads::{NodeAddrs, Probe, Program};
 
 /// Where the nodes live, as far as planning them goes.
 pub(crate) struct Placement {
@@ -60,25 +61,45 @@ pub(crate) fn plan(
         };
         Ok((d, arg))
     };
+    // Lock nodes from the system's recipe: addresses first, for the peers.
+    let system = config.lock.service.system();
+    let program = find_program(&system.program())?;
+    let n = config.lock.nodes.get() as usize;
+    let lock_addrs = (1..=n)
+        .map(|i| addr(&format!("lock{i}"), system.port()))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
     let mut specs = Vec::new();
-    for i in 1..=config.lock.nodes.get() {
-        let name = format!("lock{i}");
-        let a = addr(&name, 7000)?;
+    for (i, &a) in lock_addrs.iter().enumerate() {
+        let name = format!("lock{}", i + 1);
         let (dir, dir_arg) = data_dir(&name)?;
-        let mut args = vec!["lock".to_owned()];
-        args.extend(common(&name));
-        args.extend([
-            "--listen".into(),
-            a.to_string(),
-            "--data-dir".into(),
-            dir_arg,
-        ]);
+        let node = NodeAddrs {
+            name: name.clone(),
+            addr: a,
+            peers: lock_addrs.clone(),
+            data_dir: dir_arg,
+        };
+        let recipe = system.recipe(i, n, &node);
+        let args = match recipe.program {
+            // What every leasehold node is told goes after its kind.
+            Program::Leasehold => {
+                let mut args = recipe.args;
+                let rest = args.split_off(1.min(args.len()));
+                args.extend(common(&name));
+                args.extend(rest);
+                args
+            }
+            Program::Host { .. } => recipe.args,
+        };
         specs.push(NodeSpec {
             name,
             role: Role::Lock,
             addr: a,
+            program: program.clone(),
             args,
+            env: recipe.env,
             data_dir: Some(dir),
+            probe: Some(recipe.probe),
+            events_on_stdout: recipe.events_on_stdout,
         });
     }
     for i in 1..=config.storage.nodes.get() {
@@ -99,8 +120,12 @@ pub(crate) fn plan(
             name,
             role: Role::Storage,
             addr: a,
+            program: NodeProgram::Leasehold,
             args,
+            env: Vec::new(),
             data_dir: Some(dir),
+            probe: Some(Probe::Http { path: "/v1/health" }),
+            events_on_stdout: true,
         });
     }
     let locks: Vec<String> = specs
@@ -138,6 +163,8 @@ pub(crate) fn plan(
             seed.to_string(),
             "--on-renew-timeout".into(),
             w.on_renew_timeout.as_str().into(),
+            "--client".into(),
+            system.name().into(),
         ]);
         for l in &locks {
             args.extend(["--lock-addr".into(), l.clone()]);
@@ -152,8 +179,12 @@ pub(crate) fn plan(
             name,
             role: Role::Worker,
             addr: a,
+            program: NodeProgram::Leasehold,
             args,
+            env: Vec::new(),
             data_dir: None,
+            probe: None,
+            events_on_stdout: true,
         });
     }
     Ok(specs)

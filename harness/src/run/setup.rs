@@ -11,7 +11,7 @@ use crate::run::plan::{Placement, octet_of, plan};
 use crate::runtime::docker::{self, DockerRuntime};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::local::netns::{self, NetnsNet};
-use crate::runtime::{NodeSpec, Runtime, wait_ready};
+use crate::runtime::{NodeProgram, NodeSpec, Runtime, find_program, wait_ready};
 
 /// Makes the run's network and starts its nodes: servers first, all at once,
 /// then the workers once the servers answer. The runtime goes into `slot` as
@@ -85,7 +85,7 @@ pub(crate) async fn setup(
 }
 
 /// The images of a Docker run's nodes: leasehold's own, or the lock
-/// service's `image:` / `binary:`.
+/// service's `image:` / `binary:`, or the host program of its recipe.
 #[derive(Default)]
 pub(crate) struct NodeImages {
     node: String,
@@ -111,7 +111,17 @@ impl NodeImages {
                     .with_context(|| format!("pack {}", binary.display()))?
                     .tag,
             ),
-            (None, None) => None,
+            // A system whose servers are a host program: that binary, packed
+            // with its libraries.
+            (None, None) => match find_program(&config.lock.service.system().program())? {
+                NodeProgram::Host(binary) => Some(
+                    images::host_binary_image(docker, &binary)
+                        .await
+                        .with_context(|| format!("pack {}", binary.display()))?
+                        .tag,
+                ),
+                NodeProgram::Leasehold => None,
+            },
         };
         Ok(NodeImages { node, lock })
     }

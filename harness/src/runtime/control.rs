@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use leasehold_nemesis::partition::Drops;
 use leasehold_nemesis::{NodeFacts, Role};
 use leasehold_results::RunDir;
+use leasehold_workloads::Probe;
 use nix::sys::signal::Signal;
 
 use crate::runtime::spec::{NodeSpec, log_tail};
@@ -119,8 +120,8 @@ pub trait Runtime: NodeControl {
         image_of: ImageOf<'a>,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// Where the node answers its health check, and its log file.
-    fn endpoint(&self, name: &str) -> Option<(SocketAddr, PathBuf)>;
+    /// Where the node serves, its log file, and its readiness probe.
+    fn endpoint(&self, name: &str) -> Option<(SocketAddr, PathBuf, Option<Probe>)>;
 
     /// How the node ended, if it has.
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
@@ -143,20 +144,20 @@ pub trait Runtime: NodeControl {
     fn teardown(&mut self, grace: Duration) -> BoxFuture<'_, ()>;
 }
 
-/// Waits until the node answers its health check; an error names the node,
-/// says how it ended or what it did not answer, and quotes its log.
+/// Waits until the node answers its readiness probe (its recipe's: HTTP
+/// health, TCP connect, a protocol ping); an error names the node, says how it
+/// ended or what it did not answer, and quotes its log. A node without a
+/// probe (a worker) is ready once started.
 pub async fn wait_ready(
     runtime: &mut dyn Runtime,
     name: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (addr, log) = runtime.endpoint(name).context("no such node")?;
-    let url = format!("http://{addr}/v1/health");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(500))
-        .build()?;
+    let (addr, log, probe) = runtime.endpoint(name).context("no such node")?;
+    let Some(probe) = probe else {
+        return Ok(());
+    };
     loop {
         if let Some(status) = runtime.exited(name).await? {
             bail!(
@@ -164,14 +165,13 @@ pub async fn wait_ready(
                 log_tail(&log, 10)
             );
         }
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-        {
+        if probe.ready(addr, Duration::from_millis(500)).await {
             return Ok(());
         }
         if start.elapsed() > limit {
             bail!(
-                "node {name} was not ready at {url} within {limit:?}; its log ends:\n{}",
+                "node {name} was not ready at {} within {limit:?}; its log ends:\n{}",
+                probe.describe(addr),
                 log_tail(&log, 10)
             );
         }

@@ -15,4 +15,4 @@ pub mod subnet;
 
 pub use control::{ImageOf, NodeControl, Runtime, wait_ready};
 pub use leasehold_nemesis::partition::Drops;
-pub use spec::NodeSpec;
+pub use spec::{NodeProgram, NodeSpec, find_program};

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use leasehold_nemesis::Role;
+use leasehold_workloads::{Probe, Program};
 
 /// How to start one node.
 #[derive(Clone, Debug)]
@@ -14,10 +15,53 @@ pub struct NodeSpec {
     pub role: Role,
     /// `ip:port` it serves on; for workers the port is 0.
     pub addr: std::net::SocketAddr,
-    /// Arguments after `leasehold node`.
+    /// What runs: leasehold's own binary or a server found on the host.
+    pub program: NodeProgram,
+    /// Arguments: after `leasehold node` for [`NodeProgram::Leasehold`], the
+    /// whole argument list of a host program otherwise.
     pub args: Vec<String>,
+    /// Environment variables set for the node, besides `RUST_LOG`.
+    pub env: Vec<(String, String)>,
     /// Host folder of the node's data (lock and storage nodes).
     pub data_dir: Option<PathBuf>,
+    /// How to tell it is ready to serve; None for workers, which serve
+    /// nothing.
+    pub probe: Option<Probe>,
+    /// Whether its stdout carries history events; otherwise it is the
+    /// program's log and goes to the node's log file with its stderr.
+    pub events_on_stdout: bool,
+}
+
+/// The program a node runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeProgram {
+    /// `leasehold node …`: this binary locally, leasehold's image in Docker.
+    Leasehold,
+    /// A server binary of the host, by its resolved path: run as it is
+    /// locally, packed with its libraries into an image for Docker.
+    Host(PathBuf),
+}
+
+/// Where the program of a recipe is on this host: None for leasehold's own;
+/// a host binary is looked up on `PATH`. A missing one is an error of one
+/// line naming the binary and the Debian package that installs it.
+pub fn find_program(program: &Program) -> anyhow::Result<NodeProgram> {
+    match program {
+        Program::Leasehold => Ok(NodeProgram::Leasehold),
+        Program::Host { binary, package } => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(binary))
+                .find(|p| is_executable(p))
+                .map(NodeProgram::Host)
+                .ok_or_else(|| anyhow::anyhow!("{binary} not found: apt-get install {package}"))
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Sets `--flag value` pairs in `args`, replacing the values of flags already

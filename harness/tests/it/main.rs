@@ -10,6 +10,7 @@ mod images;
 mod interrupt;
 mod nemesis;
 mod pipes;
+mod redis;
 mod vacuous;
 
 use std::path::{Path, PathBuf};

@@ -64,9 +64,17 @@ pub(super) fn nodes_section(h: &mut String, r: &Results) {
     if r.nodes.is_empty() {
         return;
     }
-    h.push_str(
-        "<section id=\"nodes\">\n<h2>Nodes</h2>\n<table class=\"list\">\n<tr><th>node</th><th>role</th><th>address</th></tr>\n",
-    );
+    h.push_str("<section id=\"nodes\">\n<h2>Nodes</h2>\n");
+    if let Some(l) = &r.lock_system {
+        let _ = writeln!(
+            h,
+            "<p>Lock system: {} {}; fencing token: {}</p>",
+            esc(&l.name),
+            esc(&l.version),
+            esc(&l.token)
+        );
+    }
+    h.push_str("<table class=\"list\">\n<tr><th>node</th><th>role</th><th>address</th></tr>\n");
     for n in &r.nodes {
         let _ = writeln!(
             h,

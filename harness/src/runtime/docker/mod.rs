@@ -43,7 +43,7 @@ use crate::config::Subnet;
 use crate::machine::Cleaned;
 use crate::registry;
 use crate::runtime::control::{ImageOf, NodeControl, Runtime};
-use crate::runtime::spec::{NodeSpec, set_flags};
+use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
 use crate::runtime::subnet::reserve_subnet;
 
 /// The label with the run's id, on every container and network of the run.
@@ -190,6 +190,7 @@ impl DockerRuntime {
         let log_path = plan.log.clone();
         let done = exited.clone();
         let id = container.clone();
+        let events_on_stdout = plan.spec.events_on_stdout;
         self.readers.spawn(async move {
             let mut log = match std::fs::OpenOptions::new()
                 .create(true)
@@ -212,6 +213,12 @@ impl DockerRuntime {
             let mut pending = Vec::new();
             while let Some(item) = stream.next().await {
                 match item {
+                    Ok(LogOutput::StdOut { message }) if !events_on_stdout => {
+                        // A foreign server's stdout is its log.
+                        if let Some(f) = log.as_mut() {
+                            let _ = f.write_all(&message);
+                        }
+                    }
                     Ok(LogOutput::StdOut { message }) => {
                         pending.extend_from_slice(&message);
                         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
@@ -413,8 +420,17 @@ impl Runtime for DockerRuntime {
         Box::pin(self.start_all(plans))
     }
 
-    fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
-        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
+    fn endpoint(
+        &self,
+        name: &str,
+    ) -> Option<(
+        std::net::SocketAddr,
+        PathBuf,
+        Option<leasehold_workloads::Probe>,
+    )> {
+        self.nodes
+            .get(name)
+            .map(|n| (n.spec.addr, n.log.clone(), n.spec.probe.clone()))
     }
 
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
@@ -531,11 +547,17 @@ async fn start_container(
         (LABEL_NODE.to_owned(), spec.name.clone()),
         (LABEL_ROLE.to_owned(), spec.role.to_string()),
     ]);
-    let mut cmd = vec!["node".to_owned()];
+    // Any recipe starts the same way: the image's entrypoint is its program;
+    // leasehold's own image is told `node …`.
+    let mut cmd = match spec.program {
+        NodeProgram::Leasehold => vec!["node".to_owned()],
+        NodeProgram::Host(_) => Vec::new(),
+    };
     cmd.extend(spec.args.iter().cloned());
-    let env: Vec<String> = std::env::var("RUST_LOG")
+    let mut env: Vec<String> = std::env::var("RUST_LOG")
         .map(|v| vec![format!("RUST_LOG={v}")])
         .unwrap_or_default();
+    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     let endpoint = EndpointSettings {
         ipam_config: Some(EndpointIpamConfig {
             ipv4_address: Some(spec.addr.ip().to_string()),

@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::runtime::control::{ImageOf, NodeControl, Runtime};
 use crate::runtime::local::netns::NetnsNet;
-use crate::runtime::spec::{NodeSpec, set_flags};
+use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
 
 struct LocalNode {
     spec: NodeSpec,
@@ -83,7 +83,29 @@ impl LocalRuntime {
         }
     }
 
-    /// Starts a node; its stderr goes to `log`, its stdout is read as events.
+    /// Reads a node's stdout as events.
+    fn follow(
+        &self,
+        stdout: tokio::process::ChildStdout,
+        tx: UnboundedSender<Event>,
+        name: String,
+    ) {
+        self.readers.spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<Event>(&line) {
+                    Ok(mut e) => {
+                        e.node.get_or_insert_with(|| name.clone());
+                        let _ = tx.send(e);
+                    }
+                    Err(err) => tracing::warn!(node = %name, %line, error = %err, "not an event"),
+                }
+            }
+        });
+    }
+
+    /// Starts a node; its stderr goes to `log`, its stdout is read as events
+    /// (or goes to `log` too, for a program whose stdout is its log).
     fn spawn(&mut self, spec: NodeSpec, log: &Path) -> anyhow::Result<()> {
         // Append: a restarted node keeps the log of its earlier lives.
         let log_file = std::fs::OpenOptions::new()
@@ -91,11 +113,30 @@ impl LocalRuntime {
             .append(true)
             .open(log)
             .with_context(|| format!("open {}", log.display()))?;
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg("node")
-            .args(&spec.args)
+        // Any recipe starts the same way: its program with its arguments;
+        // leasehold's own nodes are `leasehold node …`.
+        let mut cmd = match &spec.program {
+            NodeProgram::Leasehold => {
+                let mut cmd = Command::new(&self.exe);
+                cmd.arg("node");
+                cmd
+            }
+            NodeProgram::Host(path) => Command::new(path),
+        };
+        let stdout = if spec.events_on_stdout {
+            Stdio::piped()
+        } else {
+            // A foreign server's stdout is its log.
+            Stdio::from(
+                log_file
+                    .try_clone()
+                    .with_context(|| format!("open {}", log.display()))?,
+            )
+        };
+        cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(log_file)
             .process_group(0);
         let netns_fd = match &self.net {
@@ -124,21 +165,11 @@ impl LocalRuntime {
             .spawn()
             .with_context(|| format!("start node {}", spec.name))?;
         let pid = child.id().context("a child just spawned has a pid")? as i32;
-        let stdout = child.stdout.take().expect("stdout is piped");
         let tx = self.events.clone();
         let name = spec.name.clone();
-        self.readers.spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str::<Event>(&line) {
-                    Ok(mut e) => {
-                        e.node.get_or_insert_with(|| name.clone());
-                        let _ = tx.send(e);
-                    }
-                    Err(err) => tracing::warn!(node = %name, %line, error = %err, "not an event"),
-                }
-            }
-        });
+        if let Some(stdout) = child.stdout.take() {
+            self.follow(stdout, tx, name);
+        }
         tracing::debug!(node = %spec.name, pid, "started");
         self.nodes.insert(
             spec.name.clone(),
@@ -254,8 +285,17 @@ impl Runtime for LocalRuntime {
         })
     }
 
-    fn endpoint(&self, name: &str) -> Option<(std::net::SocketAddr, PathBuf)> {
-        self.nodes.get(name).map(|n| (n.spec.addr, n.log.clone()))
+    fn endpoint(
+        &self,
+        name: &str,
+    ) -> Option<(
+        std::net::SocketAddr,
+        PathBuf,
+        Option<leasehold_workloads::Probe>,
+    )> {
+        self.nodes
+            .get(name)
+            .map(|n| (n.spec.addr, n.log.clone(), n.spec.probe.clone()))
     }
 
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {

@@ -1,0 +1,282 @@
+//! Lock systems: everything leasehold knows about one lock implementation, one
+//! module each ([`reference`], [`redis`]).
+//!
+//! A system gives
+//!
+//! - a [`ServerRecipe`] per lock node: data, not code that starts processes.
+//!   The runtimes turn any recipe into a process (local) or a container
+//!   (Docker) the same way: the program, its arguments for node *i* of *n*,
+//!   environment, port, readiness [`Probe`] and how to find the [`Leader`];
+//! - a client adapter behind [`LockClient`](crate::LockClient), built by
+//!   [`LockSystem::client`];
+//! - what it reports about itself: the server's version
+//!   ([`LockSystem::server_version`]) and what its fencing token is
+//!   ([`LockSystem::token`]).
+//!
+//! Adding a system means a module here, a variant of [`LockSystem`] (and of the
+//! harness's config enum); the runtimes and the run lifecycle stay as they are.
+
+pub mod redis;
+pub mod reference;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::completion::Completion;
+use crate::lock_client::{Grant, LockClient};
+use crate::{ClientError, ReferenceLockClient};
+
+/// The lock systems leasehold knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LockSystem {
+    /// leasehold's own lock service (`leasehold node lock`).
+    #[default]
+    Reference,
+    /// One `redis-server` (Redis 7) per lock node, locked by Lua scripts.
+    Redis,
+}
+
+/// Where lock node *i* of a run lives, as a recipe needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// The node's name (`lock1`).
+    pub name: String,
+    /// Its own `ip:port`.
+    pub addr: SocketAddr,
+    /// `ip:port` of every lock node of the run, itself included, in order.
+    pub peers: Vec<SocketAddr>,
+    /// Its data folder, as the node sees it (a host path, or the mount point
+    /// inside a container).
+    pub data_dir: String,
+}
+
+/// The program a lock node runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// leasehold's own binary: the recipe's arguments follow `leasehold node`,
+    /// and the harness adds what every leasehold node is told (name, run id,
+    /// the run's clock).
+    Leasehold,
+    /// A server installed on the host, found on `PATH`.
+    Host {
+        /// The executable's name (`redis-server`).
+        binary: &'static str,
+        /// The Debian package that installs it.
+        package: &'static str,
+    },
+}
+
+/// How the harness tells a started node is ready to serve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// An HTTP GET of this path answers 200.
+    Http {
+        /// The path, with its leading `/` (`/v1/health`).
+        path: &'static str,
+    },
+    /// A TCP connection is accepted.
+    Tcp,
+    /// A Redis `PING` answers `+PONG` (not `-LOADING`).
+    RedisPing,
+}
+
+/// How to find the current leader of a lock cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leader {
+    /// The system has no leader (a single server, or independent servers).
+    None,
+}
+
+/// How one lock node starts: data for the runtimes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerRecipe {
+    /// What runs.
+    pub program: Program,
+    /// Its arguments (after `leasehold node` for [`Program::Leasehold`]).
+    pub args: Vec<String>,
+    /// Environment variables set for it.
+    pub env: Vec<(String, String)>,
+    /// The port it serves on.
+    pub port: u16,
+    /// How to tell it is ready.
+    pub probe: Probe,
+    /// How to find the leader.
+    pub leader: Leader,
+    /// Whether its standard output carries history events (leasehold's own
+    /// nodes); otherwise it is the server's log and goes to the node's log.
+    pub events_on_stdout: bool,
+}
+
+impl LockSystem {
+    /// Every system, in the order of the docs.
+    pub const ALL: [LockSystem; 2] = [LockSystem::Reference, LockSystem::Redis];
+
+    /// Its name as the config and the worker's `--client` flag spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockSystem::Reference => "reference",
+            LockSystem::Redis => "redis",
+        }
+    }
+
+    /// The system of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The port its servers listen on when they have an address of their own.
+    pub fn port(self) -> u16 {
+        match self {
+            LockSystem::Reference => reference::PORT,
+            LockSystem::Redis => redis::PORT,
+        }
+    }
+
+    /// The program its servers run (known without planning a node).
+    pub fn program(self) -> Program {
+        match self {
+            LockSystem::Reference => Program::Leasehold,
+            LockSystem::Redis => redis::PROGRAM,
+        }
+    }
+
+    /// How lock node `i` (0-based) of `n` starts.
+    pub fn recipe(self, i: usize, n: usize, node: &NodeAddrs) -> ServerRecipe {
+        match self {
+            LockSystem::Reference => reference::recipe(i, n, node),
+            LockSystem::Redis => redis::recipe(i, n, node),
+        }
+    }
+
+    /// What its fencing token is, in one sentence.
+    pub fn token(self) -> &'static str {
+        match self {
+            LockSystem::Reference => reference::TOKEN,
+            LockSystem::Redis => redis::TOKEN,
+        }
+    }
+
+    /// The version the server at `addr` reports about itself.
+    pub async fn server_version(
+        self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        match self {
+            LockSystem::Reference => Ok(reference::version()),
+            LockSystem::Redis => redis::server_version(addr, timeout).await,
+        }
+    }
+
+    /// The worker's client of this system: `lock_addrs` are the lock nodes'
+    /// `host:port`, `client` the worker's name, `timeout` bounds each request.
+    pub fn client(
+        self,
+        lock_addrs: &[String],
+        client: &str,
+        timeout: Duration,
+    ) -> Result<SystemClient, ClientError> {
+        let first = lock_addrs.first().ok_or_else(|| ClientError::BadAddress {
+            addr: String::new(),
+            reason: "no lock node address".into(),
+        })?;
+        Ok(match self {
+            LockSystem::Reference => {
+                SystemClient::Reference(ReferenceLockClient::new(first, client, timeout)?)
+            }
+            LockSystem::Redis => SystemClient::Redis(Box::new(redis::RedisLockClient::new(
+                first, client, timeout,
+            )?)),
+        })
+    }
+}
+
+impl std::fmt::Display for LockSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The client of whichever system a run tests.
+#[derive(Debug)]
+pub enum SystemClient {
+    /// The reference service's client.
+    Reference(ReferenceLockClient),
+    /// The Redis client.
+    Redis(Box<redis::RedisLockClient>),
+}
+
+impl LockClient for SystemClient {
+    fn service(&self) -> &'static str {
+        match self {
+            SystemClient::Reference(c) => c.service(),
+            SystemClient::Redis(c) => c.service(),
+        }
+    }
+
+    async fn acquire(&mut self, lock: &str, ttl: Duration) -> Completion<Grant> {
+        match self {
+            SystemClient::Reference(c) => c.acquire(lock, ttl).await,
+            SystemClient::Redis(c) => c.acquire(lock, ttl).await,
+        }
+    }
+
+    async fn renew(&mut self, lock: &str, token: u64, ttl: Duration) -> Completion<Grant> {
+        match self {
+            SystemClient::Reference(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Redis(c) => c.renew(lock, token, ttl).await,
+        }
+    }
+
+    async fn release(&mut self, lock: &str, token: u64) -> Completion<()> {
+        match self {
+            SystemClient::Reference(c) => c.release(lock, token).await,
+            SystemClient::Redis(c) => c.release(lock, token).await,
+        }
+    }
+}
+
+impl Probe {
+    /// Whether the node at `addr` answers the probe within `timeout`.
+    pub async fn ready(&self, addr: SocketAddr, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.check(addr))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn check(&self, addr: SocketAddr) -> bool {
+        match self {
+            Probe::Http { path } => {
+                let Ok(http) = reqwest::Client::builder().no_proxy().build() else {
+                    return false;
+                };
+                http.get(format!("http://{addr}{path}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+            Probe::Tcp => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            Probe::RedisPing => {
+                let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                    return false;
+                };
+                if s.write_all(b"PING\r\n").await.is_err() {
+                    return false;
+                }
+                let mut reply = [0u8; 7];
+                s.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
+            }
+        }
+    }
+
+    /// How the probe is described in an error (`http://…/v1/health`).
+    pub fn describe(&self, addr: SocketAddr) -> String {
+        match self {
+            Probe::Http { path } => format!("http://{addr}{path}"),
+            Probe::Tcp => format!("tcp {addr}"),
+            Probe::RedisPing => format!("redis PING at {addr}"),
+        }
+    }
+}
