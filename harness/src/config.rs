@@ -260,6 +260,17 @@ pub struct LockConfig {
     /// an image and start the lock nodes from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
+    /// `service: exec`: how each lock node starts. Absent: leasehold starts
+    /// no lock node and the adapter is given [`LockConfig::addresses`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ExecServerConfig>,
+    /// `service: exec`: the adapter each worker starts, once, and keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ExecClientConfig>,
+    /// `service: exec` without `server`: `host:port` of each node of the
+    /// lock service the user runs themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 impl Default for LockConfig {
@@ -269,6 +280,83 @@ impl Default for LockConfig {
             nodes: one(),
             image: None,
             binary: None,
+            server: None,
+            client: None,
+            addresses: Vec::new(),
+        }
+    }
+}
+
+/// `lock.server` of `service: exec`: the user's lock node command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecServerConfig {
+    /// Program and arguments, with placeholders (`{host}`, `{port}`, …)
+    /// replaced per node; relative paths are from leasehold's working
+    /// directory.
+    pub command: Vec<String>,
+    /// The port each node listens on.
+    #[serde(default = "exec_port")]
+    pub port: u16,
+}
+
+fn exec_port() -> u16 {
+    leasehold_workloads::system::exec::PORT
+}
+
+/// `lock.client` of `service: exec`: the adapter's command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecClientConfig {
+    /// Program and arguments, run in leasehold's working directory.
+    pub command: Vec<String>,
+}
+
+impl LockConfig {
+    /// How many lock nodes the run starts: none for `exec` without `server`.
+    pub fn started_nodes(&self) -> u32 {
+        if self.service == LockService::Exec && self.server.is_none() {
+            0
+        } else {
+            self.nodes.get()
+        }
+    }
+
+    /// The exec server of the config, as the exec module takes it.
+    fn exec_server(&self) -> Option<leasehold_workloads::system::exec::ExecServer> {
+        let server = self.server.as_ref()?;
+        (self.service == LockService::Exec).then(|| leasehold_workloads::system::exec::ExecServer {
+            command: server.command.clone(),
+            port: server.port,
+        })
+    }
+
+    /// The program the lock nodes run.
+    pub fn program(&self) -> leasehold_workloads::Program {
+        match self.exec_server() {
+            Some(server) => leasehold_workloads::system::exec::program(&server),
+            None => self.service.system().program(),
+        }
+    }
+
+    /// The port the lock nodes listen on.
+    pub fn port(&self) -> u16 {
+        match self.exec_server() {
+            Some(server) => server.port,
+            None => self.service.system().port(),
+        }
+    }
+
+    /// How lock node `i` (0-based) of `n` starts.
+    pub fn recipe(
+        &self,
+        i: usize,
+        n: usize,
+        node: &leasehold_workloads::NodeAddrs,
+    ) -> leasehold_workloads::ServerRecipe {
+        match self.exec_server() {
+            Some(server) => leasehold_workloads::system::exec::recipe(&server, i, n, node),
+            None => self.service.system().recipe(i, n, node),
         }
     }
 }
@@ -285,6 +373,10 @@ pub enum LockService {
     Reference,
     /// Redis 7: a `redis-server` per lock node, started by the run.
     Redis,
+    /// etcd 3.4: one cluster member per lock node, started by the run.
+    Etcd,
+    /// The user's own lock service and adapter: `server` and `client`.
+    Exec,
 }
 
 impl LockService {
@@ -294,6 +386,8 @@ impl LockService {
         match self {
             LockService::Reference => LockSystem::Reference,
             LockService::Redis => LockSystem::Redis,
+            LockService::Etcd => LockSystem::Etcd,
+            LockService::Exec => LockSystem::Exec,
         }
     }
 }
@@ -475,6 +569,19 @@ impl Config {
         checked
     }
 
+    /// Sets where the nodes run (`leasehold run --runtime`) and checks again
+    /// what depends on it for `service: exec`; on error the config is left as
+    /// it was.
+    pub fn set_runtime(&mut self, runtime: RuntimeKind) -> Result<(), ConfigError> {
+        let old = self.runtime;
+        self.runtime = runtime;
+        let checked = self.check_exec();
+        if checked.is_err() {
+            self.runtime = old;
+        }
+        checked
+    }
+
     /// Checks what spans several fields and the limits of a run.
     fn validate(&self) -> Result<(), ConfigError> {
         self.check_duration()?;
@@ -551,6 +658,102 @@ impl Config {
                         format!("lock.{field}"),
                         "only the docker runtime starts nodes from an image or a packed binary",
                     ));
+                }
+            }
+        }
+        self.check_exec()
+    }
+
+    /// `server`, `client` and `addresses` belong to `service: exec`, which
+    /// needs a client and either a server or addresses.
+    fn check_exec(&self) -> Result<(), ConfigError> {
+        use leasehold_workloads::system::exec::{PLACEHOLDERS, unknown_placeholder};
+        let lock = &self.lock;
+        if lock.service != LockService::Exec {
+            for (field, set) in [
+                ("server", lock.server.is_some()),
+                ("client", lock.client.is_some()),
+                ("addresses", !lock.addresses.is_empty()),
+            ] {
+                if set {
+                    return Err(self.invalid(
+                        format!("lock.{field}"),
+                        format!(
+                            "only service: exec takes a {field}; {} knows its own",
+                            lock.service.system().name()
+                        ),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if self.runtime == RuntimeKind::Docker {
+            return Err(self.invalid(
+                "lock.service",
+                "exec nodes run in the local runtime only for now: their commands are host \
+                 programs (an interpreter and its library, like python3), which leasehold does \
+                 not pack into images; use runtime: local",
+            ));
+        }
+        let Some(client) = &lock.client else {
+            return Err(self.invalid(
+                "lock.client",
+                "service: exec needs the adapter each worker starts: \
+                 client: { command: [program, args…] }",
+            ));
+        };
+        if client.command.is_empty() {
+            return Err(self.invalid("lock.client.command", "must not be empty"));
+        }
+        match &lock.server {
+            Some(server) => {
+                if server.command.is_empty() {
+                    return Err(self.invalid("lock.server.command", "must not be empty"));
+                }
+                if let Some((k, word)) = server
+                    .command
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, a)| unknown_placeholder(a).map(|w| (k, w)))
+                {
+                    return Err(self.invalid(
+                        format!("lock.server.command[{k}]"),
+                        format!(
+                            "unknown placeholder {word}; known: {}",
+                            PLACEHOLDERS.join(", ")
+                        ),
+                    ));
+                }
+                if server.port == 0 {
+                    return Err(self.invalid("lock.server.port", "must not be 0"));
+                }
+                if !lock.addresses.is_empty() {
+                    return Err(self.invalid(
+                        "lock.addresses",
+                        "give a server (leasehold starts the lock nodes) or addresses (you \
+                         run them), not both",
+                    ));
+                }
+            }
+            None => {
+                if lock.addresses.is_empty() {
+                    return Err(self.invalid(
+                        "lock.addresses",
+                        "service: exec without a server needs the host:port of each node of \
+                         your lock service",
+                    ));
+                }
+                for (k, a) in lock.addresses.iter().enumerate() {
+                    let port = a.rsplit_once(':').and_then(|(h, p)| {
+                        (!h.is_empty()).then_some(())?;
+                        p.parse::<u16>().ok().filter(|p| *p != 0)
+                    });
+                    if port.is_none() {
+                        return Err(self.invalid(
+                            format!("lock.addresses[{k}]"),
+                            format!("{a:?} is not host:port"),
+                        ));
+                    }
                 }
             }
         }
@@ -768,7 +971,7 @@ impl Config {
     /// order.
     fn node_counts(&self) -> [u32; 3] {
         [
-            self.lock.nodes.get(),
+            self.lock.started_nodes(),
             self.storage.nodes.get(),
             self.workload.workers.get(),
         ]
@@ -804,7 +1007,7 @@ impl Config {
     /// Names of the run's nodes: `lock1…`, `store1…`, `w1…`.
     pub fn node_names(&self) -> Vec<String> {
         let mut v = Vec::new();
-        v.extend((1..=self.lock.nodes.get()).map(|i| format!("lock{i}")));
+        v.extend((1..=self.lock.started_nodes()).map(|i| format!("lock{i}")));
         v.extend((1..=self.storage.nodes.get()).map(|i| format!("store{i}")));
         v.extend((1..=self.workload.workers.get()).map(|i| format!("w{i}")));
         v

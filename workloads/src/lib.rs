@@ -40,4 +40,11 @@ pub enum ClientError {
     /// The HTTP client could not be set up.
     #[error("cannot build HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The system's client is a program to start with its command (`exec`):
+    /// see [`system::exec::client`].
+    #[error("the {system} client is started from its command, not from addresses alone")]
+    NeedsCommand {
+        /// The system's name.
+        system: &'static str,
+    },
 }

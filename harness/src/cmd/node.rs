@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use leasehold_nodes::{LockServiceConfig, RenewTimeout, RunClock, StorageConfig, WorkerConfig};
-use leasehold_workloads::LockSystem;
+use leasehold_workloads::system::exec;
+use leasehold_workloads::{LockSystem, SystemClient};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
@@ -114,6 +115,12 @@ struct WorkerArgs {
     /// How many times this worker was restarted before.
     #[arg(long, default_value_t = 0)]
     incarnation: u64,
+    /// `--client exec`: the adapter's program and arguments, one flag each.
+    #[arg(long = "exec-arg", allow_hyphen_values = true)]
+    exec_args: Vec<String>,
+    /// `--client exec`: the adapter's working directory.
+    #[arg(long)]
+    exec_cwd: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -172,10 +179,23 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                     },
                     incarnation: a.incarnation,
                 };
-                let client = a
-                    .client
-                    .client(&a.lock_addrs, &a.common.name, timeout)
-                    .context("lock client")?;
+                let client = match a.client {
+                    // The adapter runs in this node, its stderr in our log.
+                    LockSystem::Exec => SystemClient::Exec(Box::new(
+                        exec::client(
+                            a.exec_args,
+                            a.exec_cwd,
+                            &a.lock_addrs,
+                            &a.common.name,
+                            timeout,
+                        )
+                        .await
+                        .context("exec adapter")?,
+                    )),
+                    system => system
+                        .client(&a.lock_addrs, &a.common.name, timeout)
+                        .context("lock client")?,
+                };
                 leasehold_nodes::run_worker(cfg, client, std::io::stdout(), shutdown).await?;
             }
         }

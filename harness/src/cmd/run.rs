@@ -65,8 +65,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.set_duration(d)?;
     }
     match args.runtime.as_deref() {
-        Some("docker") => config.runtime = RuntimeKind::Docker,
-        Some("local") => config.runtime = RuntimeKind::Local,
+        Some("docker") => config.set_runtime(RuntimeKind::Docker)?,
+        Some("local") => config.set_runtime(RuntimeKind::Local)?,
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -28,6 +28,7 @@ use leasehold_nemesis::{
 };
 use leasehold_nodes::RunClock;
 use leasehold_results::FaultRecord;
+use leasehold_workloads::system::Leader;
 use nix::sys::signal::Signal;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -42,6 +43,8 @@ use crate::runtime::{Runtime, wait_ready};
 const TARGET_WAIT: Duration = Duration::from_secs(1);
 /// How often a waiting fault looks again.
 const POLL: Duration = Duration::from_millis(2);
+/// How long each lock node may take to say whether it leads.
+const LEADER_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub struct Driver {
     pub schedule: Vec<ScheduledFault>,
@@ -56,6 +59,10 @@ pub struct Driver {
     pub seed: u64,
     /// How long a restarted lock or storage node may take to answer.
     pub ready_limit: Duration,
+    /// How to ask the lock nodes who leads: `target: lock-leader` is the node
+    /// that says so at the moment of the fault (for a system without a leader,
+    /// the first lock node).
+    pub lock_leader: Leader,
 }
 
 /// A fault in force.
@@ -134,6 +141,25 @@ impl Driver {
             Resolution::Nodes(n) => n,
             Resolution::Wait => Vec::new(),
         }
+    }
+
+    /// Asks the lock nodes which of them leads now. `None`: the system has no
+    /// leader to ask about; `Some(None)`: none says it leads (an election, or
+    /// the leader does not answer).
+    async fn ask_leader(&self) -> Option<Option<String>> {
+        if self.lock_leader == Leader::None {
+            return None;
+        }
+        let mut locks: Vec<(&str, std::net::SocketAddr)> = self
+            .facts
+            .iter()
+            .filter(|f| f.role == Role::Lock)
+            .filter_map(|f| Some((f.name.as_str(), f.addr.parse().ok()?)))
+            .collect();
+        locks.sort_by_key(|(name, _)| lock_number(name));
+        let addrs: Vec<std::net::SocketAddr> = locks.iter().map(|(_, a)| *a).collect();
+        let found = self.lock_leader.find(&addrs, LEADER_TIMEOUT).await;
+        Some(found.map(|i| locks[i].0.to_owned()))
     }
 
     /// Runs until `stop` is cancelled, then heals and returns what it did.
@@ -269,12 +295,29 @@ impl Driver {
         rng: &mut ChaCha8Rng,
     ) -> Injected {
         let start_ns = self.clock.now();
+        // `lock-leader` of a system with a leader: whoever leads right now.
+        let wants_leader =
+            fault.target == Target::LockLeader || fault.from.as_ref() == Some(&Target::LockLeader);
+        let leader = if wants_leader {
+            self.ask_leader().await
+        } else {
+            None
+        };
         let decided = Instant::now();
         let (targets, from) = {
             let live = self.live.lock().expect("live state lock");
-            let targets = self.names_of(&fault.target, &live, rng);
-            let from = fault.from.as_ref().map(|f| self.names_of(f, &live, rng));
+            let mut resolve = |target: &Target| match (target, &leader) {
+                (Target::LockLeader, Some(found)) => found.iter().cloned().collect(),
+                _ => self.names_of(target, &live, rng),
+            };
+            let targets = resolve(&fault.target);
+            let from = fault.from.as_ref().map(&mut resolve);
             (targets, from)
+        };
+        // The leader found goes into the fault's event.
+        let leader_value = match &leader {
+            Some(Some(name)) => json!({ "leader": name }),
+            _ => json!({}),
         };
         let mut record = FaultRecord {
             f: fault.kind.as_str().to_owned(),
@@ -314,7 +357,7 @@ impl Driver {
                             &targets,
                             &fault.target.to_string(),
                             latency,
-                            json!({}),
+                            leader_value,
                         );
                         tracing::info!(
                             fault = fault.kind.as_str(),
@@ -351,6 +394,12 @@ impl Driver {
                 let cut: Vec<String> = names.keys().cloned().collect();
                 record.nodes = cut.clone();
                 state.partitioned = true;
+                let mut extra = json!({"topology": topology.as_str(), "grudge": names});
+                if let (Some(e), serde_json::Value::Object(l)) =
+                    (extra.as_object_mut(), leader_value)
+                {
+                    e.extend(l);
+                }
                 let applied = match partition::drops(&grudge, &self.facts) {
                     Ok(drops) => {
                         let start = Instant::now();
@@ -371,7 +420,7 @@ impl Driver {
                             &cut,
                             &fault.target.to_string(),
                             latency,
-                            json!({"topology": topology.as_str(), "grudge": names}),
+                            extra,
                         );
                         tracing::info!(
                             drops = ?names,
@@ -536,4 +585,11 @@ enum Injected {
     NotYet,
     /// Will not be injected.
     Skipped(String),
+}
+
+/// `3` of `lock3`, to order lock nodes as the run numbers them.
+fn lock_number(name: &str) -> u32 {
+    name.trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(u32::MAX)
 }

@@ -82,7 +82,9 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
          the nodes' network namespaces); run as root or remove the partition faults"
     );
     // A server binary that is missing stops the run before anything starts.
-    crate::runtime::find_program(&config.lock.service.system().program())?;
+    if config.lock.started_nodes() > 0 {
+        crate::runtime::find_program(&config.lock.program())?;
+    }
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
@@ -327,6 +329,7 @@ async fn drive(
         origin_ns: ctx.clock.now(),
         seed: ctx.seed,
         ready_limit: ctx.ready_limit,
+        lock_leader: ctx.config.lock.service.system().leader(),
     };
     let bar = progress_bar(progress, ctx.config.duration);
     let counters = collector.counters();

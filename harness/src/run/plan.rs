@@ -63,11 +63,22 @@ pub(crate) fn plan(
     };
     // Lock nodes from the system's recipe: addresses first, for the peers.
     let system = config.lock.service.system();
-    let program = find_program(&system.program())?;
-    let n = config.lock.nodes.get() as usize;
+    let n = config.lock.started_nodes() as usize;
+    // No lock node to start (exec and the user's own service): no program.
+    let program = match n {
+        0 => NodeProgram::Leasehold,
+        _ => find_program(&config.lock.program())?,
+    };
     let lock_addrs = (1..=n)
-        .map(|i| addr(&format!("lock{i}"), system.port()))
+        .map(|i| addr(&format!("lock{i}"), config.lock.port()))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    // Their second addresses (etcd's peer port), where the system needs one.
+    let cluster = match system.peer_port() {
+        Some(port) => (1..=n)
+            .map(|i| addr(&format!("lock{i}"), port))
+            .collect::<anyhow::Result<Vec<SocketAddr>>>()?,
+        None => Vec::new(),
+    };
     let mut specs = Vec::new();
     for (i, &a) in lock_addrs.iter().enumerate() {
         let name = format!("lock{}", i + 1);
@@ -76,9 +87,10 @@ pub(crate) fn plan(
             name: name.clone(),
             addr: a,
             peers: lock_addrs.clone(),
+            cluster: cluster.clone(),
             data_dir: dir_arg,
         };
-        let recipe = system.recipe(i, n, &node);
+        let recipe = config.lock.recipe(i, n, &node);
         let args = match recipe.program {
             // What every leasehold node is told goes after its kind.
             Program::Leasehold => {
@@ -88,7 +100,7 @@ pub(crate) fn plan(
                 args.extend(rest);
                 args
             }
-            Program::Host { .. } => recipe.args,
+            Program::Host { .. } | Program::User { .. } => recipe.args,
         };
         specs.push(NodeSpec {
             name,
@@ -133,6 +145,12 @@ pub(crate) fn plan(
         .filter(|s| s.role == Role::Lock)
         .map(|s| s.addr.to_string())
         .collect();
+    // exec and the user's own service: its addresses, from the config.
+    let locks = if n == 0 {
+        config.lock.addresses.clone()
+    } else {
+        locks
+    };
     let stores: Vec<String> = specs
         .iter()
         .filter(|s| s.role == Role::Storage)
@@ -166,6 +184,14 @@ pub(crate) fn plan(
             "--client".into(),
             system.name().into(),
         ]);
+        // exec: the adapter's command, run where leasehold was started.
+        if let Some(client) = config.lock.client.as_ref() {
+            for a in &client.command {
+                args.extend(["--exec-arg".into(), a.clone()]);
+            }
+            let cwd = std::env::current_dir().context("the working directory")?;
+            args.extend(["--exec-cwd".into(), cwd.display().to_string()]);
+        }
         for l in &locks {
             args.extend(["--lock-addr".into(), l.clone()]);
         }

@@ -113,7 +113,7 @@ impl NodeImages {
             ),
             // A system whose servers are a host program: that binary, packed
             // with its libraries.
-            (None, None) => match find_program(&config.lock.service.system().program())? {
+            (None, None) => match find_program(&config.lock.program())? {
                 NodeProgram::Host(binary) => Some(
                     images::host_binary_image(docker, &binary)
                         .await

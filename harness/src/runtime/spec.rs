@@ -56,6 +56,24 @@ pub fn find_program(program: &Program) -> anyhow::Result<NodeProgram> {
                 .map(NodeProgram::Host)
                 .ok_or_else(|| anyhow::anyhow!("{binary} not found: apt-get install {package}"))
         }
+        // The user's program: a path (relative to the working directory), or
+        // a name on PATH.
+        Program::User { command, field } => {
+            if command.is_empty() {
+                anyhow::bail!("{field}: no program given");
+            }
+            let found = if command.contains('/') {
+                Some(PathBuf::from(command)).filter(|p| is_executable(p))
+            } else {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(command))
+                    .find(|p| is_executable(p))
+            };
+            found.map(NodeProgram::Host).ok_or_else(|| {
+                anyhow::anyhow!("{command} not found ({field}[0]): no such executable")
+            })
+        }
     }
 }
 

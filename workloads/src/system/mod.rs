@@ -1,5 +1,5 @@
 //! Lock systems: everything leasehold knows about one lock implementation, one
-//! module each ([`reference`], [`redis`]).
+//! module each ([`reference`], [`redis`], [`etcd`], [`exec`]).
 //!
 //! A system gives
 //!
@@ -16,6 +16,8 @@
 //! Adding a system means a module here, a variant of [`LockSystem`] (and of the
 //! harness's config enum); the runtimes and the run lifecycle stay as they are.
 
+pub mod etcd;
+pub mod exec;
 pub mod redis;
 pub mod reference;
 
@@ -36,6 +38,11 @@ pub enum LockSystem {
     Reference,
     /// One `redis-server` (Redis 7) per lock node, locked by Lua scripts.
     Redis,
+    /// An etcd 3.4 cluster, one member per lock node, locked by its Lock API.
+    Etcd,
+    /// The user's own lock service and adapter (`lock.server`, `lock.client`),
+    /// driven over JSON lines ([`exec`]).
+    Exec,
 }
 
 /// Where lock node *i* of a run lives, as a recipe needs it.
@@ -47,6 +54,11 @@ pub struct NodeAddrs {
     pub addr: SocketAddr,
     /// `ip:port` of every lock node of the run, itself included, in order.
     pub peers: Vec<SocketAddr>,
+    /// Each lock node's second address, in the order of `peers`, for systems
+    /// whose members also talk among themselves on a port of their own
+    /// ([`LockSystem::peer_port`]): the same host at that port, or a loopback
+    /// port of its own when nodes share loopback. Empty for other systems.
+    pub cluster: Vec<SocketAddr>,
     /// Its data folder, as the node sees it (a host path, or the mount point
     /// inside a container).
     pub data_dir: String,
@@ -66,6 +78,15 @@ pub enum Program {
         /// The Debian package that installs it.
         package: &'static str,
     },
+    /// A program the user's config names ([`exec`]): found on `PATH`, or as
+    /// a path (relative to leasehold's working directory); no package is
+    /// known for it.
+    User {
+        /// The program as the config writes it (`python3`, `./my-lock`).
+        command: String,
+        /// The config field that names it (`lock.server.command`).
+        field: &'static str,
+    },
 }
 
 /// How the harness tells a started node is ready to serve.
@@ -80,6 +101,9 @@ pub enum Probe {
     Tcp,
     /// A Redis `PING` answers `+PONG` (not `-LOADING`).
     RedisPing,
+    /// etcd's `GET /health` answers 200 with `{"health":"true"}`, which a
+    /// member says only once its cluster has a leader.
+    EtcdHealth,
 }
 
 /// How to find the current leader of a lock cluster.
@@ -87,6 +111,24 @@ pub enum Probe {
 pub enum Leader {
     /// The system has no leader (a single server, or independent servers).
     None,
+    /// The Raft leader of an etcd cluster, the member that says it is the
+    /// leader in `POST /v3/maintenance/status`.
+    EtcdStatus,
+}
+
+impl Leader {
+    /// Which of `nodes` (the lock nodes' client addresses, in order) leads
+    /// now, asking each within `timeout`; `None` when the system has no
+    /// leader or none answers as one (an election, or a paused leader).
+    pub async fn find(&self, nodes: &[SocketAddr], timeout: Duration) -> Option<usize> {
+        match self {
+            Leader::None => None,
+            Leader::EtcdStatus => {
+                let endpoints: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+                crate::etcd_leader(&endpoints, timeout).await
+            }
+        }
+    }
 }
 
 /// How one lock node starts: data for the runtimes.
@@ -111,13 +153,20 @@ pub struct ServerRecipe {
 
 impl LockSystem {
     /// Every system, in the order of the docs.
-    pub const ALL: [LockSystem; 2] = [LockSystem::Reference, LockSystem::Redis];
+    pub const ALL: [LockSystem; 4] = [
+        LockSystem::Reference,
+        LockSystem::Redis,
+        LockSystem::Etcd,
+        LockSystem::Exec,
+    ];
 
     /// Its name as the config and the worker's `--client` flag spell it.
     pub fn name(self) -> &'static str {
         match self {
             LockSystem::Reference => "reference",
             LockSystem::Redis => "redis",
+            LockSystem::Etcd => "etcd",
+            LockSystem::Exec => "exec",
         }
     }
 
@@ -131,6 +180,8 @@ impl LockSystem {
         match self {
             LockSystem::Reference => reference::PORT,
             LockSystem::Redis => redis::PORT,
+            LockSystem::Etcd => etcd::PORT,
+            LockSystem::Exec => exec::PORT,
         }
     }
 
@@ -139,6 +190,9 @@ impl LockSystem {
         match self {
             LockSystem::Reference => Program::Leasehold,
             LockSystem::Redis => redis::PROGRAM,
+            LockSystem::Etcd => etcd::PROGRAM,
+            // The program is the config's: [`exec::program`] of it.
+            LockSystem::Exec => exec::program(&exec::ExecServer::default()),
         }
     }
 
@@ -147,6 +201,9 @@ impl LockSystem {
         match self {
             LockSystem::Reference => reference::recipe(i, n, node),
             LockSystem::Redis => redis::recipe(i, n, node),
+            LockSystem::Etcd => etcd::recipe(i, n, node),
+            // Without the config's command: [`exec::recipe`] of it.
+            LockSystem::Exec => exec::recipe(&exec::ExecServer::default(), i, n, node),
         }
     }
 
@@ -155,6 +212,8 @@ impl LockSystem {
         match self {
             LockSystem::Reference => reference::TOKEN,
             LockSystem::Redis => redis::TOKEN,
+            LockSystem::Etcd => etcd::TOKEN,
+            LockSystem::Exec => exec::TOKEN,
         }
     }
 
@@ -167,6 +226,26 @@ impl LockSystem {
         match self {
             LockSystem::Reference => Ok(reference::version()),
             LockSystem::Redis => redis::server_version(addr, timeout).await,
+            LockSystem::Etcd => etcd::server_version(addr, timeout).await,
+            LockSystem::Exec => Ok(exec::VERSION.to_owned()),
+        }
+    }
+
+    /// The second port its servers listen on, where they need one (etcd's
+    /// peer port): the plan gives each lock node an address for it
+    /// ([`NodeAddrs::cluster`]).
+    pub fn peer_port(self) -> Option<u16> {
+        match self {
+            LockSystem::Etcd => Some(etcd::PEER_PORT),
+            _ => None,
+        }
+    }
+
+    /// How to find the leader of its servers (known without planning a node).
+    pub fn leader(self) -> Leader {
+        match self {
+            LockSystem::Etcd => Leader::EtcdStatus,
+            _ => Leader::None,
         }
     }
 
@@ -189,6 +268,9 @@ impl LockSystem {
             LockSystem::Redis => SystemClient::Redis(Box::new(redis::RedisLockClient::new(
                 first, client, timeout,
             )?)),
+            LockSystem::Etcd => SystemClient::Etcd(Box::new(etcd::client(lock_addrs, timeout)?)),
+            // The adapter is a program to start: [`exec::client`].
+            LockSystem::Exec => return Err(ClientError::NeedsCommand { system: "exec" }),
         })
     }
 }
@@ -206,6 +288,10 @@ pub enum SystemClient {
     Reference(ReferenceLockClient),
     /// The Redis client.
     Redis(Box<redis::RedisLockClient>),
+    /// The etcd client.
+    Etcd(Box<crate::EtcdLockClient>),
+    /// The user's adapter, driven over JSON lines.
+    Exec(Box<crate::ExecLockClient>),
 }
 
 impl LockClient for SystemClient {
@@ -213,6 +299,8 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.service(),
             SystemClient::Redis(c) => c.service(),
+            SystemClient::Etcd(c) => c.service(),
+            SystemClient::Exec(c) => c.service(),
         }
     }
 
@@ -220,6 +308,8 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.acquire(lock, ttl).await,
             SystemClient::Redis(c) => c.acquire(lock, ttl).await,
+            SystemClient::Etcd(c) => c.acquire(lock, ttl).await,
+            SystemClient::Exec(c) => c.acquire(lock, ttl).await,
         }
     }
 
@@ -227,6 +317,8 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.renew(lock, token, ttl).await,
             SystemClient::Redis(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Etcd(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Exec(c) => c.renew(lock, token, ttl).await,
         }
     }
 
@@ -234,6 +326,8 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.release(lock, token).await,
             SystemClient::Redis(c) => c.release(lock, token).await,
+            SystemClient::Etcd(c) => c.release(lock, token).await,
+            SystemClient::Exec(c) => c.release(lock, token).await,
         }
     }
 }
@@ -268,6 +362,19 @@ impl Probe {
                 let mut reply = [0u8; 7];
                 s.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
             }
+            Probe::EtcdHealth => {
+                let Ok(http) = reqwest::Client::builder().no_proxy().build() else {
+                    return false;
+                };
+                let Ok(r) = http
+                    .get(format!("http://{addr}{}", crate::ETCD_READY_PATH))
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                r.status().is_success() && r.bytes().await.is_ok_and(|b| crate::etcd_ready(&b))
+            }
         }
     }
 
@@ -277,6 +384,7 @@ impl Probe {
             Probe::Http { path } => format!("http://{addr}{path}"),
             Probe::Tcp => format!("tcp {addr}"),
             Probe::RedisPing => format!("redis PING at {addr}"),
+            Probe::EtcdHealth => format!("http://{addr}{} (etcd health)", crate::ETCD_READY_PATH),
         }
     }
 }

@@ -326,6 +326,7 @@ mod tests {
             name: "lock1".into(),
             addr: "10.77.0.11:6379".parse().unwrap(),
             peers: vec!["10.77.0.11:6379".parse().unwrap()],
+            cluster: Vec::new(),
             data_dir: "/data".into(),
         };
         let r = recipe(0, 1, &node);

@@ -1,0 +1,218 @@
+//! etcd 3.4 as the lock system: leasehold starts its own cluster, one `etcd`
+//! member per lock node (never a system service), as processes locally and in
+//! containers packed from the host binary in Docker.
+
+use crate::*;
+
+/// Whether `etcd` is on PATH; in CI a missing one fails the test.
+fn require_etcd() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !found {
+        assert!(
+            !in_ci(),
+            "CI=true but etcd is not installed (.ci/run installs etcd-server)"
+        );
+        eprintln!("no etcd: skipping a test that needs it");
+    }
+    found
+}
+
+/// What every etcd run must show: the summary and results.json name the
+/// system, its version as the server reports it (3.4.x), and its token; the
+/// member's own log is the node's log.
+fn assert_etcd_run(
+    what: &str,
+    out: &std::process::Output,
+    dir: &Path,
+) -> (i32, String, serde_json::Value) {
+    let code = out.status.code().expect("exited");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        code == 0 || code == 1,
+        "{what}: exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = read_json(&dir.join("results.json"));
+    let system = &results["lock_system"];
+    assert_eq!(system["name"], "etcd", "{results}");
+    let version = system["version"].as_str().unwrap();
+    assert!(version.starts_with("3.4."), "etcd 3.4.x, not {version:?}");
+    assert!(
+        system["token"]
+            .as_str()
+            .unwrap()
+            .contains("the create revision of the lock key"),
+        "{system}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "system:  etcd {version}; fencing token: the create revision of the lock key"
+        )),
+        "the summary names the system, its version and its token:\n{stdout}"
+    );
+    let log = std::fs::read_to_string(dir.join("nodes/lock1.log")).unwrap();
+    assert!(
+        log.contains(&format!("\"etcd-version\":\"{version}\"")),
+        "lock1.log is etcd's own:\n{log}"
+    );
+    let order = results["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "token-order")
+        .expect("a token-order check");
+    assert_eq!(order["validity"], "valid", "{order}");
+    (code, stdout, results)
+}
+
+fn run_etcd(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::Value) {
+    let store = tempfile::tempdir().unwrap();
+    let (out, dir) = run_example_in(store.path(), name, seed, extra);
+    assert_etcd_run(&format!("{name} seed {seed}"), &out, &dir)
+}
+
+fn assert_unfenced_invalid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
+    assert_eq!(code, 1, "unfenced: invalid (seed {seed}):\n{stdout}");
+    assert!(results["counts"]["stale_accepted"].as_u64().unwrap() >= 1);
+    assert!(
+        stdout.contains("stale-write              invalid")
+            && stdout.contains("- storage accepted w")
+            && stdout.contains("after its lease expired"),
+        "the stale writes are named:\n{stdout}"
+    );
+}
+
+fn assert_fenced_valid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
+    assert_eq!(code, 0, "fenced: valid (seed {seed}):\n{stdout}");
+    assert_eq!(results["counts"]["stale_accepted"], 0);
+    assert!(
+        results["counts"]["stale_rejected"].as_u64().unwrap() >= 1,
+        "rejections counted: {}",
+        results["counts"]
+    );
+}
+
+#[test]
+fn etcd_unfenced_accepts_stale_writes_locally() {
+    if !require_etcd() {
+        return;
+    }
+    for seed in [11, 12] {
+        let (code, stdout, results) = run_etcd("etcd.yaml", seed, &[]);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+        assert_eq!(results["runtime"], "local");
+    }
+}
+
+#[test]
+fn etcd_fenced_rejects_stale_writes_locally() {
+    if !require_etcd() {
+        return;
+    }
+    for seed in [21, 22] {
+        let (code, stdout, results) = run_etcd("etcd-fenced.yaml", seed, &[]);
+        assert_fenced_valid(code, &stdout, &results, seed);
+    }
+}
+
+#[test]
+fn etcd_examples_run_in_docker() {
+    if !require_etcd() || !require_docker() {
+        return;
+    }
+    let (code, stdout, results) = run_etcd("etcd.yaml", 31, &["--runtime", "docker"]);
+    assert_unfenced_invalid(code, &stdout, &results, 31);
+    assert_eq!(results["runtime"], "docker");
+    for node in results["nodes"].as_array().unwrap() {
+        assert!(!node["addr"].as_str().unwrap().starts_with("127."));
+    }
+    let (code, stdout, results) = run_etcd("etcd-fenced.yaml", 32, &["--runtime", "docker"]);
+    assert_fenced_valid(code, &stdout, &results, 32);
+}
+
+/// A 3-node cluster whose leader is paused, twice: each pause names the node
+/// etcd's status API called the leader at that moment, and that is the node
+/// paused. The first pause outlasts an election, so the second finds another
+/// leader: the target follows the cluster, it is not a fixed node.
+#[test]
+fn lock_leader_pauses_the_current_etcd_leader() {
+    if !require_etcd() {
+        return;
+    }
+    let config = "\
+test: etcd-leader
+duration: 9s
+lock:
+  service: etcd
+  nodes: 3
+storage:
+  nodes: 1
+  fencing: true
+workload:
+  workers: 3
+  lease: 2s
+  think: 300ms
+  timeout: 1s
+  backoff: 50ms
+nemesis:
+  faults:
+    - fault: pause
+      target: lock-leader
+      for: 2s
+      every: 3500ms..3500ms
+      start_after: 1s
+";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leader.yaml");
+    std::fs::write(&path, config).unwrap();
+    let store = dir.path().join("store");
+    let out = leasehold()
+        .args(["run", "--no-progress", "--seed", "41", "--store"])
+        .arg(&store)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let run = run_dir_of(&store);
+    let (code, stdout, results) = assert_etcd_run("3-node lock-leader seed 41", &out, &run);
+    assert_eq!(code, 0, "fenced storage: valid\n{stdout}");
+    assert_eq!(results["nodes"].as_array().unwrap().len(), 3 + 1 + 3);
+    let pauses: Vec<serde_json::Value> = std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis" && e["f"] == "pause")
+        .collect();
+    assert!(pauses.len() >= 2, "two leader pauses: {pauses:?}");
+    let mut leaders = Vec::new();
+    for p in &pauses {
+        let v = &p["value"];
+        assert_eq!(v["target"], "lock-leader", "{p}");
+        let leader = v["leader"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the event records the leader: {p}"));
+        assert!(
+            ["lock1", "lock2", "lock3"].contains(&leader),
+            "a lock node leads: {p}"
+        );
+        assert_eq!(
+            v["nodes"],
+            serde_json::json!([leader]),
+            "the leader paused: {p}"
+        );
+        leaders.push(leader.to_owned());
+    }
+    assert_ne!(
+        leaders[0], leaders[1],
+        "after the first leader's pause another member leads: {leaders:?}"
+    );
+    // Every pause was resumed.
+    let faults = results["nemesis"]["faults"].as_array().unwrap();
+    assert!(
+        faults
+            .iter()
+            .filter(|f| f["f"] == "pause")
+            .all(|f| f["end_ns"].is_u64()),
+        "{faults:?}"
+    );
+}
