@@ -1649,15 +1649,24 @@ mod tests {
     fn every_example_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let mut seen = 0;
+        // The examples and their subfolders (exec/, findings/).
+        let mut paths = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                paths.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                paths.push(path);
+            }
+        }
+        for path in paths {
             if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(parse(&c.to_yaml()).unwrap(), c, "{}", path.display());
                 seen += 1;
             }
         }
-        assert!(seen >= 6, "only {seen} examples in {}", dir.display());
+        assert!(seen >= 18, "only {seen} examples in {}", dir.display());
     }
 
     #[test]
