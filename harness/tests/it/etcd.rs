@@ -4,20 +4,6 @@
 
 use crate::*;
 
-/// Whether `etcd` is on PATH; in CI a missing one fails the test.
-fn require_etcd() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            !in_ci(),
-            "CI=true but etcd is not installed (.ci/run installs etcd-server)"
-        );
-        eprintln!("no etcd: skipping a test that needs it");
-    }
-    found
-}
-
 /// What every etcd run must show: the summary and results.json name the
 /// system, its version as the server reports it (3.4.x), and its token; the
 /// member's own log is the node's log.
@@ -72,30 +58,9 @@ fn run_etcd(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::
     assert_etcd_run(&format!("{name} seed {seed}"), &out, &dir)
 }
 
-fn assert_unfenced_invalid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
-    assert_eq!(code, 1, "unfenced: invalid (seed {seed}):\n{stdout}");
-    assert!(results["counts"]["stale_accepted"].as_u64().unwrap() >= 1);
-    assert!(
-        stdout.contains("stale-write              invalid")
-            && stdout.contains("- storage accepted w")
-            && stdout.contains("after its lease expired"),
-        "the stale writes are named:\n{stdout}"
-    );
-}
-
-fn assert_fenced_valid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
-    assert_eq!(code, 0, "fenced: valid (seed {seed}):\n{stdout}");
-    assert_eq!(results["counts"]["stale_accepted"], 0);
-    assert!(
-        results["counts"]["stale_rejected"].as_u64().unwrap() >= 1,
-        "rejections counted: {}",
-        results["counts"]
-    );
-}
-
 #[test]
 fn etcd_unfenced_accepts_stale_writes_locally() {
-    if !require_etcd() {
+    if !require_program("etcd", "etcd-server") {
         return;
     }
     for seed in [11, 12] {
@@ -107,7 +72,7 @@ fn etcd_unfenced_accepts_stale_writes_locally() {
 
 #[test]
 fn etcd_fenced_rejects_stale_writes_locally() {
-    if !require_etcd() {
+    if !require_program("etcd", "etcd-server") {
         return;
     }
     for seed in [21, 22] {
@@ -118,7 +83,7 @@ fn etcd_fenced_rejects_stale_writes_locally() {
 
 #[test]
 fn etcd_examples_run_in_docker() {
-    if !require_etcd() || !require_docker() {
+    if !require_program("etcd", "etcd-server") || !require_docker() {
         return;
     }
     let (code, stdout, results) = run_etcd("etcd.yaml", 31, &["--runtime", "docker"]);
@@ -137,7 +102,7 @@ fn etcd_examples_run_in_docker() {
 /// leader: the target follows the cluster, it is not a fixed node.
 #[test]
 fn lock_leader_pauses_the_current_etcd_leader() {
-    if !require_etcd() {
+    if !require_program("etcd", "etcd-server") {
         return;
     }
     let config = "\

@@ -6,20 +6,6 @@ use std::process::Output;
 
 use crate::*;
 
-/// Whether `python3` is on PATH; in CI a missing one fails the test.
-fn require_python() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("python3").is_file()));
-    if !found {
-        assert!(
-            !in_ci(),
-            "CI=true but python3 is not installed: the exec tests cannot run"
-        );
-        eprintln!("no python3: skipping a test that needs it");
-    }
-    found
-}
-
 /// The repository's root: the examples' relative paths start there.
 fn repo() -> PathBuf {
     std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
@@ -85,7 +71,7 @@ fn run_exec_example(name: &str, seed: u64) -> (i32, String, serde_json::Value) {
 
 #[test]
 fn the_unfenced_exec_example_is_invalid_with_stale_writes_named() {
-    if !require_python() {
+    if !require_program("python3", "python3") {
         return;
     }
     for seed in [1, 2] {
@@ -103,7 +89,7 @@ fn the_unfenced_exec_example_is_invalid_with_stale_writes_named() {
 
 #[test]
 fn the_fenced_exec_example_is_valid_with_rejections_counted() {
-    if !require_python() {
+    if !require_program("python3", "python3") {
         return;
     }
     for seed in [1, 2] {
@@ -137,7 +123,7 @@ sys.stdin.read()
 
 #[test]
 fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
-    if !require_python() {
+    if !require_program("python3", "python3") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -321,7 +307,7 @@ fn a_missing_server_program_is_one_line_naming_the_field() {
 /// host's leg of the run's subnet, pinned for the test.
 #[test]
 fn the_users_own_service_is_reached_at_its_addresses() {
-    if !require_python() {
+    if !require_program("python3", "python3") {
         return;
     }
     let third = 180 + std::process::id() % 60;

@@ -202,3 +202,43 @@ pub fn require_docker() -> bool {
     }
     up
 }
+
+/// Whether `program` is on PATH. In CI a missing one is a failure, not a skip:
+/// `.ci/run` installs `package`.
+pub fn require_program(program: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    if !found {
+        assert!(
+            !in_ci(),
+            "CI=true but {program} is not installed (.ci/run installs {package})"
+        );
+        eprintln!("no {program}: skipping a test that needs it");
+    }
+    found
+}
+
+/// An unfenced run of a lock-system example: invalid, and the stale writes
+/// named in the summary.
+pub fn assert_unfenced_invalid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
+    assert_eq!(code, 1, "unfenced: invalid (seed {seed}):\n{stdout}");
+    assert!(results["counts"]["stale_accepted"].as_u64().unwrap() >= 1);
+    assert!(
+        stdout.contains("stale-write              invalid")
+            && stdout.contains("- storage accepted w")
+            && stdout.contains("after its lease expired"),
+        "the stale writes are named:\n{stdout}"
+    );
+}
+
+/// A fenced run of a lock-system example: valid, no stale write accepted, and
+/// the rejections counted.
+pub fn assert_fenced_valid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
+    assert_eq!(code, 0, "fenced: valid (seed {seed}):\n{stdout}");
+    assert_eq!(results["counts"]["stale_accepted"], 0);
+    assert!(
+        results["counts"]["stale_rejected"].as_u64().unwrap() >= 1,
+        "rejections counted: {}",
+        results["counts"]
+    );
+}

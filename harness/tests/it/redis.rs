@@ -4,20 +4,6 @@
 
 use crate::*;
 
-/// Whether `redis-server` is on PATH; in CI a missing one fails the test.
-fn require_redis() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()));
-    if !found {
-        assert!(
-            !in_ci(),
-            "CI=true but redis-server is not installed (.ci/run installs it)"
-        );
-        eprintln!("no redis-server: skipping a test that needs it");
-    }
-    found
-}
-
 /// Runs a Redis example and checks what every Redis run must show: the
 /// summary and results.json name the system, its version as the server
 /// reports it, and its token.
@@ -57,30 +43,9 @@ fn run_redis(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json:
     (code, stdout, results)
 }
 
-fn assert_unfenced_invalid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
-    assert_eq!(code, 1, "unfenced: invalid (seed {seed}):\n{stdout}");
-    assert!(results["counts"]["stale_accepted"].as_u64().unwrap() >= 1);
-    assert!(
-        stdout.contains("stale-write              invalid")
-            && stdout.contains("- storage accepted w")
-            && stdout.contains("after its lease expired"),
-        "the stale writes are named:\n{stdout}"
-    );
-}
-
-fn assert_fenced_valid(code: i32, stdout: &str, results: &serde_json::Value, seed: u64) {
-    assert_eq!(code, 0, "fenced: valid (seed {seed}):\n{stdout}");
-    assert_eq!(results["counts"]["stale_accepted"], 0);
-    assert!(
-        results["counts"]["stale_rejected"].as_u64().unwrap() >= 1,
-        "rejections counted: {}",
-        results["counts"]
-    );
-}
-
 #[test]
 fn redis_unfenced_accepts_stale_writes_locally() {
-    if !require_redis() {
+    if !require_program("redis-server", "redis-server") {
         return;
     }
     for seed in [11, 12] {
@@ -92,7 +57,7 @@ fn redis_unfenced_accepts_stale_writes_locally() {
 
 #[test]
 fn redis_fenced_rejects_stale_writes_locally() {
-    if !require_redis() {
+    if !require_program("redis-server", "redis-server") {
         return;
     }
     for seed in [21, 22] {
@@ -103,7 +68,7 @@ fn redis_fenced_rejects_stale_writes_locally() {
 
 #[test]
 fn redis_examples_run_in_docker() {
-    if !require_redis() || !require_docker() {
+    if !require_program("redis-server", "redis-server") || !require_docker() {
         return;
     }
     let (code, stdout, results) = run_redis("redis.yaml", 31, &["--runtime", "docker"]);
@@ -151,7 +116,7 @@ fn the_redis_client_fences_and_compares() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
-    if !require_redis() {
+    if !require_program("redis-server", "redis-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -247,7 +212,7 @@ fn the_redis_client_fences_and_compares() {
 /// the fence counter starting again from 1.
 #[test]
 fn a_killed_redis_node_restarts_and_its_tokens_go_backwards() {
-    if !require_redis() {
+    if !require_program("redis-server", "redis-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
