@@ -43,3 +43,20 @@ impl<T> Completion<T> {
         }
     }
 }
+
+/// An error with its causes, `a: b: c`: a client library's own message alone
+/// (reqwest's, say) hides whether the connection was refused or reset, which
+/// decides between `fail` and `info`.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -93,7 +93,6 @@
 //! `GET /version`.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -105,7 +104,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::ClientError;
-use crate::completion::Completion;
+use crate::completion::{Completion, error_chain};
 use crate::lock_client::{Grant, LockClient};
 use crate::storage_client::NodeHttp;
 
@@ -272,7 +271,7 @@ pub async fn etcd_server_version(endpoint: &str, timeout: Duration) -> Result<St
         .get(http.url("version"))
         .send()
         .await
-        .map_err(|e| format!("GET /version at {endpoint}: {}", chain(&e)))?;
+        .map_err(|e| format!("GET /version at {endpoint}: {}", error_chain(&e)))?;
     let status = response.status();
     if status != StatusCode::OK {
         return Err(format!("GET /version at {endpoint}: HTTP {status}"));
@@ -280,7 +279,7 @@ pub async fn etcd_server_version(endpoint: &str, timeout: Duration) -> Result<St
     let version = response
         .json::<Value>()
         .await
-        .map_err(|e| format!("GET /version at {endpoint}: {}", chain(&e)))?;
+        .map_err(|e| format!("GET /version at {endpoint}: {}", error_chain(&e)))?;
     version
         .get("etcdserver")
         .and_then(Value::as_str)
@@ -373,7 +372,7 @@ impl EtcdLockClient {
                     return read_reply(path, response).await;
                 }
                 Err(e) if e.is_connect() || e.is_builder() => {
-                    refused.push(format!("{}: {}", self.addrs[i], chain(&e)));
+                    refused.push(format!("{}: {}", self.addrs[i], error_chain(&e)));
                 }
                 Err(e) if e.is_timeout() => {
                     return Completion::Info(format!("{path}: timeout at {}", self.addrs[i]));
@@ -382,7 +381,7 @@ impl EtcdLockClient {
                     return Completion::Info(format!(
                         "{path}: connection to {} broken: {}",
                         self.addrs[i],
-                        chain(&e)
+                        error_chain(&e)
                     ));
                 }
             }
@@ -558,7 +557,9 @@ async fn read_reply(path: &str, response: reqwest::Response) -> Completion<Value
     let status = response.status();
     let body = match response.bytes().await {
         Ok(body) => body,
-        Err(e) => return Completion::Info(format!("{path}: reply broken off: {}", chain(&e))),
+        Err(e) => {
+            return Completion::Info(format!("{path}: reply broken off: {}", error_chain(&e)));
+        }
     };
     if status == StatusCode::OK {
         // A streaming call's reply is a sequence of JSON messages.
@@ -624,21 +625,6 @@ fn uint(v: &Value, field: &str) -> Option<u64> {
         Some(n) => n.as_u64(),
         None => None,
     }
-}
-
-/// An error with its causes, `a: b: c`.
-fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -11,14 +11,13 @@
 //! | connection could not be established | `Fail` |
 //! | timeout, connection broken after sending, 5xx, unreadable 200 | `Info` |
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use crate::ClientError;
-use crate::completion::Completion;
+use crate::completion::{Completion, error_chain};
 use crate::protocol::{ReadReply, WriteReply, WriteRequest};
 
 /// A write storage accepted.
@@ -172,7 +171,7 @@ impl NodeHttp {
                     // Processed, but we cannot tell what the outcome was.
                     Err(e) => Completion::Info(format!("unreadable reply: {e}")),
                 },
-                Err(e) => Completion::Info(format!("reply broken off: {}", chain(&e))),
+                Err(e) => Completion::Info(format!("reply broken off: {}", error_chain(&e))),
             },
             StatusCode::CONFLICT => Completion::Fail(refusal(body.as_deref().unwrap_or_default())),
             s if s.is_client_error() => Completion::Fail(format!(
@@ -198,28 +197,12 @@ impl NodeHttp {
 /// other failure (timeout, reset after sending) may have: `Info`.
 fn send_error<T>(e: &reqwest::Error) -> Completion<T> {
     if e.is_connect() || e.is_builder() {
-        Completion::Fail(format!("cannot connect: {}", chain(e)))
+        Completion::Fail(format!("cannot connect: {}", error_chain(e)))
     } else if e.is_timeout() {
-        Completion::Info(format!("timeout: {}", chain(e)))
+        Completion::Info(format!("timeout: {}", error_chain(e)))
     } else {
-        Completion::Info(format!("connection broken: {}", chain(e)))
+        Completion::Info(format!("connection broken: {}", error_chain(e)))
     }
-}
-
-/// An error with its causes, `a: b: c`: reqwest's own message alone hides
-/// whether the connection was refused or reset.
-fn chain(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A reply body for an error message, cut short.

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod docker;
 pub mod local;
+mod mechanism;
 pub mod spec;
 pub mod subnet;
 

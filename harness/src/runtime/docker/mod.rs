@@ -31,8 +31,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use leasehold_checker::Event;
-use leasehold_nemesis::partition::{self, Drops, NsDrops};
-use leasehold_nemesis::{NodeFacts, Role, STATE_LIMIT, deliver};
+use leasehold_nemesis::partition::Drops;
+use leasehold_nemesis::{NodeFacts, Role};
 use leasehold_results::RunDir;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -43,6 +43,7 @@ use crate::config::Subnet;
 use crate::machine::Cleaned;
 use crate::registry;
 use crate::runtime::control::{ImageOf, NodeControl, Runtime};
+use crate::runtime::mechanism::{apply_drops, signal_nodes};
 use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
 use crate::runtime::subnet::reserve_subnet;
 
@@ -311,12 +312,7 @@ impl NodeControl for DockerRuntime {
             .collect();
         Box::pin(async move {
             let facts: Vec<NodeFacts> = facts?.into_iter().filter(|f| !f.pids.is_empty()).collect();
-            // The wait for the kernel to show the new state polls /proc and
-            // sleeps: a blocking thread's work.
-            tokio::task::spawn_blocking(move || deliver(&facts, signal, STATE_LIMIT))
-                .await
-                .context("the signalling thread panicked")??;
-            Ok(())
+            signal_nodes(facts, signal).await
         })
     }
 
@@ -338,16 +334,7 @@ impl NodeControl for DockerRuntime {
             .collect();
         Box::pin(async move {
             let jobs = jobs?;
-            tokio::task::spawn_blocking(move || {
-                let rules: Vec<NsDrops<'_>> = jobs
-                    .iter()
-                    .map(|(node, netns, drops)| NsDrops { node, netns, drops })
-                    .collect();
-                partition::set_drops(&rules)
-            })
-            .await
-            .context("the nft thread panicked")??;
-            Ok(())
+            apply_drops(jobs).await
         })
     }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use leasehold_checker::Event;
-use leasehold_nemesis::partition::{self, Drops, NsDrops};
-use leasehold_nemesis::{NemesisError, NodeFacts, Role, STATE_LIMIT, deliver};
+use leasehold_nemesis::partition::Drops;
+use leasehold_nemesis::{NemesisError, NodeFacts, Role};
 use leasehold_results::RunDir;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::runtime::control::{ImageOf, NodeControl, Runtime};
 use crate::runtime::local::netns::NetnsNet;
+use crate::runtime::mechanism::{apply_drops, signal_nodes};
 use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
 
 struct LocalNode {
@@ -199,12 +200,7 @@ impl NodeControl for LocalRuntime {
             .collect();
         Box::pin(async move {
             let facts: Vec<NodeFacts> = facts?.into_iter().filter(|f| f.pgid.is_some()).collect();
-            // The wait for the kernel to show the new state polls /proc and
-            // sleeps: a blocking thread's work.
-            tokio::task::spawn_blocking(move || deliver(&facts, signal, STATE_LIMIT))
-                .await
-                .context("the signalling thread panicked")??;
-            Ok(())
+            signal_nodes(facts, signal).await
         })
     }
 
@@ -228,16 +224,7 @@ impl NodeControl for LocalRuntime {
             if let Some(e) = refused {
                 return Err(e.into());
             }
-            tokio::task::spawn_blocking(move || {
-                let rules: Vec<NsDrops<'_>> = jobs
-                    .iter()
-                    .map(|(node, netns, drops)| NsDrops { node, netns, drops })
-                    .collect();
-                partition::set_drops(&rules)
-            })
-            .await
-            .context("the nft thread panicked")??;
-            Ok(())
+            apply_drops(jobs).await
         })
     }
 
