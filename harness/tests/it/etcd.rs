@@ -82,6 +82,11 @@ fn etcd_fenced_rejects_stale_writes_locally() {
 }
 
 #[test]
+fn a_missing_etcd_is_one_line_and_exit_3() {
+    assert_missing_server_is_one_line("etcd.yaml", "etcd", "etcd-server");
+}
+
+#[test]
 fn etcd_examples_run_in_docker() {
     if !require_program("etcd", "etcd-server") || !require_docker() {
         return;

@@ -104,10 +104,12 @@ fn the_fenced_exec_example_is_valid_with_rejections_counted() {
     }
 }
 
-/// An adapter that answers `init` and then prints garbage, on the first life
-/// of any worker's adapter only; later lives are reflock_client.py.
-const WRAPPER: &str = r#"import json, os, sys
-marker, client = sys.argv[1], sys.argv[2]
+/// An adapter that answers `init` and then misbehaves on the next request
+/// (`garbage`: prints a line that is not JSON; `hang`: never answers; `exit`:
+/// exits without answering), on the first life of any worker's adapter only;
+/// later lives are reflock_client.py.
+const WRAPPER: &str = r#"import json, os, sys, time
+mode, marker, client = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
 except FileExistsError:
@@ -115,28 +117,37 @@ except FileExistsError:
 init = json.loads(sys.stdin.readline())
 print(json.dumps({"id": init["id"], "type": "ok"}), flush=True)
 sys.stdin.readline()
-sys.stderr.write("misbehaving on purpose: garbage next\n")
+sys.stderr.write("misbehaving on purpose: %s next\n" % mode)
 sys.stderr.flush()
-print("this is not json", flush=True)
-sys.stdin.read()
+if mode == "garbage":
+    print("this is not json", flush=True)
+    sys.stdin.read()
+elif mode == "hang":
+    time.sleep(3600)
+else:
+    sys.exit(7)
 "#;
 
-#[test]
-fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
+/// Runs the reference service of examples/exec/ with [`WRAPPER`] in `mode`
+/// as the adapter: the op the first adapter got ends `info` with `why`, the
+/// worker goes on with a new adapter and is granted again, the run completes
+/// and is checked (valid: storage is fenced), and the node's log says what
+/// happened.
+fn misbehaving_adapter_run(mode: &str, why: &str) {
     if !require_program("python3", "python3") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("garbage_once.py");
+    let wrapper = dir.path().join("misbehave_once.py");
     std::fs::write(&wrapper, WRAPPER).unwrap();
     let examples = repo().join("examples/exec");
-    let config = dir.path().join("garbage.yaml");
+    let config = dir.path().join(format!("{mode}.yaml"));
     std::fs::write(
         &config,
         format!(
-            "test: exec-garbage\nduration: 3s\nlock:\n  service: exec\n  server:\n    \
+            "test: exec-{mode}\nduration: 3s\nlock:\n  service: exec\n  server:\n    \
              command: [python3, {server}, --host, \"{{host}}\", --port, \"{{port}}\"]\n  \
-             client:\n    command: [python3, {wrapper}, {marker}, {client}]\n\
+             client:\n    command: [python3, {wrapper}, {mode}, {marker}, {client}]\n\
              storage: {{ fencing: true }}\nworkload:\n  workers: 2\n  lease: 1s\n  \
              think: 100ms\n",
             server = examples.join("reflock.py").display(),
@@ -149,8 +160,8 @@ fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
     let store = dir.path().join("store");
     let out = run_in(dir.path(), &store, &config, 7, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(stdout.starts_with("VALID"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{mode}: {out:?}");
+    assert!(stdout.starts_with("VALID"), "{mode}: {stdout}");
     let run = run_dir_of(&store);
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let events: Vec<serde_json::Value> = history
@@ -160,9 +171,9 @@ fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
     let info = events
         .iter()
         .find(|e| e["type"] == "info")
-        .expect("the op that got garbage ends info");
+        .unwrap_or_else(|| panic!("{mode}: the op the adapter failed ends info"));
     let error = info["error"].as_str().unwrap();
-    assert!(error.contains("not JSON"), "{info}");
+    assert!(error.contains(why), "{mode}: {info}");
     // The worker whose adapter broke went on with a new one.
     let node = info["node"].as_str().unwrap();
     let later_grants = events
@@ -172,15 +183,30 @@ fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
         .count();
     assert!(
         later_grants >= 1,
-        "{node} was granted again after the restart"
+        "{mode}: {node} was granted again after the restart"
     );
     let log = std::fs::read_to_string(run.join(format!("nodes/{node}.log"))).unwrap();
     assert!(
-        log.contains("misbehaving on purpose")
+        log.contains(&format!("misbehaving on purpose: {mode}"))
             && log.contains("restarting adapter")
-            && log.contains("not JSON"),
-        "{node}.log says why:\n{log}"
+            && log.contains(why),
+        "{mode}: {node}.log says why:\n{log}"
     );
+}
+
+#[test]
+fn an_adapter_printing_garbage_ends_its_op_info_and_the_run_goes_on() {
+    misbehaving_adapter_run("garbage", "not JSON");
+}
+
+#[test]
+fn an_adapter_that_hangs_ends_its_op_info_at_the_timeout_and_the_run_goes_on() {
+    misbehaving_adapter_run("hang", "timeout");
+}
+
+#[test]
+fn an_adapter_that_exits_mid_op_ends_it_info_and_the_run_goes_on() {
+    misbehaving_adapter_run("exit", "exited");
 }
 
 /// A config of `lock:` lines under the default example's workload.

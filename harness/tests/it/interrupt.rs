@@ -113,10 +113,12 @@ fn sigquit_during_a_pause_heals_and_keeps_the_results() {
     signal_mid_pause_local(Signal::SIGQUIT, 6);
 }
 
-#[test]
-fn a_second_signal_ends_at_once_but_resumes_the_paused_first() {
+/// Sends two signals to a run of `example` mid-pause: it must exit at once
+/// with nothing left stopped, and what the hurried exit left is removed by
+/// `leasehold cleanup`. Returns the run id.
+fn second_signal_mid_pause(example: &str, seed: u64) -> String {
     let store = tempfile::tempdir().unwrap();
-    let (child, run_id, _dir) = run_until_paused("gc-pause.yaml", store.path(), 7);
+    let (child, run_id, _dir) = run_until_paused(example, store.path(), seed);
     // Both before the controller can heal: the second lands during shutdown.
     // Two different signals, since the kernel merges a pending signal with
     // another of its kind. Both are pending at once, so either may count as
@@ -127,23 +129,44 @@ fn a_second_signal_ends_at_once_but_resumes_the_paused_first() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         matches!(out.status.code(), Some(130 | 143)),
-        "{:?}, stderr:\n{stderr}",
+        "{example}: {:?}, stderr:\n{stderr}",
         out.status
     );
-    assert!(stderr.contains("stopping now"), "stderr:\n{stderr}");
+    assert!(stderr.contains("stopping now"), "{example}: stderr:\n{stderr}");
+    // Checked before cleanup runs: the hurried exit itself resumed them.
     assert_eq!(
         stopped_processes(&run_id),
         0,
-        "nothing is left stopped: {:?}",
+        "{example}: nothing is left stopped: {:?}",
         processes_of_run(&run_id)
     );
-    // What the hurried exit left, cleanup removes.
     let cleanup = leasehold().arg("cleanup").output().unwrap();
-    assert!(cleanup.status.success());
+    assert!(cleanup.status.success(), "{cleanup:?}");
     wait_until(Duration::from_secs(10), "the run's processes to go", || {
         processes_of_run(&run_id).is_empty()
     });
     assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
+    run_id
+}
+
+#[test]
+fn a_second_signal_ends_at_once_but_resumes_the_paused_first() {
+    second_signal_mid_pause("gc-pause.yaml", 7);
+}
+
+/// In Docker the paused processes are in containers the hurried exit does
+/// not remove: it must still send them SIGCONT (through their cgroups).
+#[test]
+fn a_second_signal_on_docker_resumes_the_paused_containers() {
+    if !require_docker() {
+        return;
+    }
+    let run_id = second_signal_mid_pause("gc-pause-docker.yaml", 10);
+    assert_eq!(
+        crate::docker::docker_leftovers(&run_id),
+        (vec![], vec![]),
+        "cleanup removed every container and network of the run"
+    );
 }
 
 #[test]

@@ -242,3 +242,34 @@ pub fn assert_fenced_valid(code: i32, stdout: &str, results: &serde_json::Value,
         results["counts"]
     );
 }
+
+/// Runs `example` with a `PATH` where no server binary is and asserts what a
+/// missing server must give: exit 3, one line on stderr naming `binary` and
+/// the Debian `package` that installs it, nothing on stdout, no run folder.
+pub fn assert_missing_server_is_one_line(example_name: &str, binary: &str, package: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let empty = dir.path().join("bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = leasehold()
+        .env("PATH", &empty)
+        .args(["run", "--no-progress", "--store"])
+        .arg(&store)
+        .arg(example(example_name))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{example_name}: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [format!(
+            "error: {binary} not found: apt-get install {package}"
+        )],
+        "{example_name}: one line naming the binary and its package"
+    );
+    assert!(out.stdout.is_empty(), "{example_name}: nothing on stdout");
+    assert!(
+        !store.exists(),
+        "{example_name}: nothing started: no run folder"
+    );
+}

@@ -83,27 +83,7 @@ fn redis_examples_run_in_docker() {
 
 #[test]
 fn a_missing_redis_server_is_one_line_and_exit_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    // A PATH where no redis-server is.
-    let empty = dir.path().join("bin");
-    std::fs::create_dir(&empty).unwrap();
-    let out = leasehold()
-        .env("PATH", &empty)
-        .args(["run", "--no-progress", "--store"])
-        .arg(&store)
-        .arg(example("redis.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.lines().collect::<Vec<_>>(),
-        ["error: redis-server not found: apt-get install redis-server"],
-        "one line naming the binary and its package"
-    );
-    assert!(out.stdout.is_empty());
-    assert!(!store.exists(), "nothing started: no run folder");
+    assert_missing_server_is_one_line("redis.yaml", "redis-server", "redis-server");
 }
 
 /// The adapter's three scripts against a real `redis-server` on loopback:
