@@ -29,12 +29,11 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 
+from lineproto import logger, serve_connection
 
-def log(msg):
-    print(f"reflock: {msg}", file=sys.stderr, flush=True)
+log = logger("reflock")
 
 
 class State:
@@ -148,28 +147,6 @@ def positive(request, field):
     return value
 
 
-async def serve_connection(state, reader, writer):
-    peer = writer.get_extra_info("peername")
-    try:
-        while True:
-            line = await reader.readline()
-            if not line:
-                break
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not a JSON object")
-                reply = state.handle(request)
-            except ValueError as e:  # json.JSONDecodeError is a ValueError
-                reply = {"ok": False, "error": f"bad request: {e}"}
-            writer.write((json.dumps(reply) + "\n").encode())
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError) as e:
-        log(f"connection from {peer} broken: {e}")
-    finally:
-        writer.close()
-
-
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -178,7 +155,7 @@ async def main():
     args = parser.parse_args()
     state = State(args.data_dir)
     server = await asyncio.start_server(
-        lambda r, w: serve_connection(state, r, w), args.host, args.port
+        lambda r, w: serve_connection(state.handle, log, r, w), args.host, args.port
     )
     where = ", ".join(str(s.getsockname()) for s in server.sockets)
     log(f"listening on {where}, data dir {args.data_dir or '(none)'}")

@@ -17,87 +17,12 @@ stdin reaches EOF, i.e. when its worker is gone. Standard library only.
 """
 
 import json
-import select
-import socket
 import sys
-import time
 
+from lineproto import Connection, logger, parse_addr, reply
 
-def log(msg):
-    print(f"reflock_client: {msg}", file=sys.stderr, flush=True)
+log = logger("reflock_client")
 
-
-def reply(message):
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-def parse_addr(addr):
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"bad lock node address {addr!r}")
-    return host.strip("[]"), int(port)
-
-
-class Server:
-    """One reflock server, one connection at a time."""
-
-    def __init__(self, addr, timeout):
-        self.addr = addr
-        self.timeout = timeout
-        self.sock = None
-        self.buf = b""
-
-    def close(self):
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
-        self.buf = b""
-
-    def usable(self):
-        """Whether the open connection is still open at the far end."""
-        if self.sock is None:
-            return False
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if not readable:
-            return True
-        # Readable with no request outstanding: EOF or garbage, either way stale.
-        self.close()
-        return False
-
-    def call(self, request):
-        """(outcome, value): ('ok', reply) / ('fail', error) / ('info', error)."""
-        deadline = time.monotonic() + self.timeout
-        if not self.usable():
-            try:
-                self.sock = socket.create_connection(self.addr, timeout=self.timeout / 2)
-            except OSError as e:
-                self.sock = None
-                return "fail", f"cannot connect to {self.addr[0]}:{self.addr[1]}: {e}"
-        try:
-            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            self.sock.sendall((json.dumps(request) + "\n").encode())
-            while b"\n" not in self.buf:
-                self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("server closed the connection")
-                self.buf += chunk
-        except socket.timeout:
-            self.close()
-            return "info", f"timeout after {self.timeout * 1000:.0f} ms"
-        except OSError as e:
-            self.close()
-            return "info", f"connection broken: {e}"
-        line, _, self.buf = self.buf.partition(b"\n")
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            self.close()
-            return "info", f"unreadable reply from server: {line[:200]!r}"
-        if answer.get("ok") is True:
-            return "ok", answer
-        return "fail", str(answer.get("error", "refused"))
 
 
 def main():
@@ -122,7 +47,7 @@ def main():
                 reply({"id": rid, "type": "fail", "error": "no lock_nodes"})
                 continue
             try:
-                addr = parse_addr(nodes[0])
+                addr = parse_addr(nodes[0], "lock node")
             except ValueError as e:
                 reply({"id": rid, "type": "fail", "error": str(e)})
                 continue
@@ -130,7 +55,7 @@ def main():
                 log(f"reflock is one server; using {nodes[0]}, ignoring {nodes[1:]}")
             if server is not None:
                 server.close()
-            server = Server(addr, timeout)
+            server = Connection(addr, timeout, "server")
             log(f"{node}: using reflock at {nodes[0]}, timeout {timeout * 1000:.0f} ms")
             reply({"id": rid, "type": "ok"})
             continue
@@ -163,6 +88,8 @@ def main():
             reply({"id": rid, "type": "fail", "error": f"unknown op {op!r}"})
             continue
         outcome, value = server.call(forward)
+        if outcome == "fail" and isinstance(value, dict):
+            value = str(value.get("error", "refused"))
         if outcome == "ok":
             message = {"id": rid, "type": "ok"}
             if op != "release":

@@ -246,12 +246,18 @@ impl<'de> Deserialize<'de> for Subnet {
 
 /// The lock service's nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "LockConfigFields")]
 pub struct LockConfig {
+    /// Which lock service.
     #[serde(default)]
     pub service: LockService,
-    #[serde(default = "one")]
+    /// How many lock nodes: when the config does not say, 5 for `redlock`
+    /// ([`LockService::default_nodes`]), 1 for the others.
     pub nodes: NonZeroU32,
+    /// `service: redis` and `redlock`: what each `redis-server` keeps on
+    /// disk; `none` (the default) or `aof`.
+    #[serde(default, skip_serializing_if = "LockPersistence::is_none")]
+    pub persistence: LockPersistence,
     /// Docker runtime: start the lock nodes from this local image instead of
     /// leasehold's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,11 +279,80 @@ pub struct LockConfig {
     pub addresses: Vec<String>,
 }
 
+/// [`LockConfig`] as the file gives it: `nodes` may be absent, and its
+/// default depends on the service.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockConfigFields {
+    #[serde(default)]
+    service: LockService,
+    #[serde(default)]
+    nodes: Option<NonZeroU32>,
+    #[serde(default)]
+    persistence: LockPersistence,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    binary: Option<PathBuf>,
+    #[serde(default)]
+    server: Option<ExecServerConfig>,
+    #[serde(default)]
+    client: Option<ExecClientConfig>,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+impl From<LockConfigFields> for LockConfig {
+    fn from(f: LockConfigFields) -> Self {
+        LockConfig {
+            nodes: f.nodes.unwrap_or_else(|| f.service.default_nodes()),
+            service: f.service,
+            persistence: f.persistence,
+            image: f.image,
+            binary: f.binary,
+            server: f.server,
+            client: f.client,
+            addresses: f.addresses,
+        }
+    }
+}
+
+/// `lock.persistence`: what each `redis-server` of `service: redis` or
+/// `redlock` keeps on disk across a kill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockPersistence {
+    /// Nothing (leasehold's default): a restarted node is empty and its fence
+    /// counter starts again from 1.
+    #[default]
+    None,
+    /// `appendonly yes`, `appendfsync always`: the fence counter (and a lock
+    /// key whose TTL has not passed) survives a kill.
+    Aof,
+}
+
+impl LockPersistence {
+    /// Whether it is `none`, the default.
+    pub fn is_none(&self) -> bool {
+        *self == LockPersistence::None
+    }
+
+    /// The same, as the Redis recipe takes it.
+    pub fn redis(self) -> leasehold_workloads::system::redis::Persistence {
+        use leasehold_workloads::system::redis::Persistence;
+        match self {
+            LockPersistence::None => Persistence::None,
+            LockPersistence::Aof => Persistence::Aof,
+        }
+    }
+}
+
 impl Default for LockConfig {
     fn default() -> Self {
         LockConfig {
             service: LockService::default(),
             nodes: one(),
+            persistence: LockPersistence::None,
             image: None,
             binary: None,
             server: None,
@@ -322,29 +397,30 @@ impl LockConfig {
         }
     }
 
-    /// The exec server of the config, as the exec module takes it.
-    fn exec_server(&self) -> Option<leasehold_workloads::system::exec::ExecServer> {
-        let server = self.server.as_ref()?;
-        (self.service == LockService::Exec).then(|| leasehold_workloads::system::exec::ExecServer {
-            command: server.command.clone(),
-            port: server.port,
-        })
+    /// What the config says about its lock system beyond its name, as the
+    /// system's module takes it.
+    pub fn options(&self) -> leasehold_workloads::LockOptions {
+        let exec = self
+            .server
+            .as_ref()
+            .filter(|_| self.service == LockService::Exec);
+        leasehold_workloads::LockOptions {
+            exec: exec.map(|server| leasehold_workloads::system::exec::ExecServer {
+                command: server.command.clone(),
+                port: server.port,
+            }),
+            persistence: self.persistence.redis(),
+        }
     }
 
     /// The program the lock nodes run.
     pub fn program(&self) -> leasehold_workloads::Program {
-        match self.exec_server() {
-            Some(server) => leasehold_workloads::system::exec::program(&server),
-            None => self.service.system().program(),
-        }
+        self.service.system().program(&self.options())
     }
 
     /// The port the lock nodes listen on.
     pub fn port(&self) -> u16 {
-        match self.exec_server() {
-            Some(server) => server.port,
-            None => self.service.system().port(),
-        }
+        self.service.system().port(&self.options())
     }
 
     /// How lock node `i` (0-based) of `n` starts.
@@ -354,10 +430,7 @@ impl LockConfig {
         n: usize,
         node: &leasehold_workloads::NodeAddrs,
     ) -> leasehold_workloads::ServerRecipe {
-        match self.exec_server() {
-            Some(server) => leasehold_workloads::system::exec::recipe(&server, i, n, node),
-            None => self.service.system().recipe(i, n, node),
-        }
+        self.service.system().recipe(i, n, node, &self.options())
     }
 }
 
@@ -365,6 +438,7 @@ fn one() -> NonZeroU32 {
     NonZeroU32::MIN
 }
 
+/// `lock.service`: which lock system a run tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockService {
@@ -373,6 +447,10 @@ pub enum LockService {
     Reference,
     /// Redis 7: a `redis-server` per lock node, started by the run.
     Redis,
+    /// Redlock over independent `redis-server`s, one per lock node (5 by
+    /// default; 1 is refused, that is `redis`; even counts and 2 are
+    /// accepted: a majority is still `n/2 + 1`).
+    Redlock,
     /// etcd 3.4: one cluster member per lock node, started by the run.
     Etcd,
     /// The user's own lock service and adapter: `server` and `client`.
@@ -386,29 +464,130 @@ impl LockService {
         match self {
             LockService::Reference => LockSystem::Reference,
             LockService::Redis => LockSystem::Redis,
+            LockService::Redlock => LockSystem::Redlock,
             LockService::Etcd => LockSystem::Etcd,
             LockService::Exec => LockSystem::Exec,
         }
     }
+
+    /// How many lock nodes it gets when the config does not say: 5 for
+    /// `redlock` (the authors' example), 1 for the others.
+    pub fn default_nodes(self) -> NonZeroU32 {
+        match self {
+            LockService::Redlock => NonZeroU32::new(5).expect("5 is not 0"),
+            _ => one(),
+        }
+    }
 }
 
-/// The storage nodes the lock guards.
+/// The storage the lock guards: which system, its nodes, whether it fences.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `reference` (leasehold's own fenced storage, the default), `exec` (the
+    /// user's store and adapter) or `etcd-txn` (the lock's etcd cluster).
+    #[serde(default)]
+    pub service: StorageService,
+    /// How many storage nodes: reference, and exec with a `server`.
     #[serde(default = "one")]
     pub nodes: NonZeroU32,
-    /// Reject writes whose token is below the highest seen for the key.
+    /// Reject writes of holders that lost the lock: the reference storage by
+    /// its high water per key, etcd-txn by the lock key's create revision;
+    /// for exec, what the user's store does (the `{fencing}` placeholder of
+    /// its server command), which the lost-write check relies on.
     #[serde(default)]
     pub fencing: bool,
+    /// `service: exec`: how each storage node starts. Absent: leasehold starts
+    /// no storage node and the adapter is given [`StorageConfig::addresses`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ExecStorageServerConfig>,
+    /// `service: exec`: the adapter each worker starts, once, and keeps (and
+    /// the controller, for the final reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ExecClientConfig>,
+    /// `service: exec` without `server`: `host:port` of each node of the
+    /// store the user runs themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            service: StorageService::default(),
             nodes: one(),
             fencing: false,
+            server: None,
+            client: None,
+            addresses: Vec::new(),
         }
+    }
+}
+
+/// `storage.service`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageService {
+    /// leasehold's own fenced storage (`leasehold node storage`).
+    #[default]
+    Reference,
+    /// The user's own store and adapter: `server` (or `addresses`) and
+    /// `client`.
+    Exec,
+    /// The lock's etcd cluster, written in transactions guarded by the
+    /// holder's lock key; needs `lock.service: etcd`.
+    EtcdTxn,
+}
+
+impl StorageService {
+    /// The storage system behind the name.
+    pub fn system(self) -> leasehold_workloads::StorageSystem {
+        use leasehold_workloads::StorageSystem;
+        match self {
+            StorageService::Reference => StorageSystem::Reference,
+            StorageService::Exec => StorageSystem::Exec,
+            StorageService::EtcdTxn => StorageSystem::EtcdTxn,
+        }
+    }
+}
+
+/// `storage.server` of `service: exec`: the user's storage node command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecStorageServerConfig {
+    /// Program and arguments, with the placeholders of `lock.server` and
+    /// `{fencing}` (`on`/`off`) replaced per node; relative paths are from
+    /// leasehold's working directory.
+    pub command: Vec<String>,
+    /// The port each node listens on.
+    #[serde(default = "exec_storage_port")]
+    pub port: u16,
+}
+
+fn exec_storage_port() -> u16 {
+    leasehold_workloads::storage::exec::PORT
+}
+
+impl StorageConfig {
+    /// How many storage nodes the run starts: none for etcd-txn (the etcd
+    /// members store the data) and for exec without `server`.
+    pub fn started_nodes(&self) -> u32 {
+        match (self.service, &self.server) {
+            (StorageService::Reference, _) | (StorageService::Exec, Some(_)) => self.nodes.get(),
+            (StorageService::Exec, None) | (StorageService::EtcdTxn, None | Some(_)) => 0,
+        }
+    }
+
+    /// The exec storage server of the config, as the storage module takes it.
+    pub fn exec_server(&self) -> Option<leasehold_workloads::storage::exec::ExecStorageServer> {
+        let server = self.server.as_ref()?;
+        (self.service == StorageService::Exec).then(|| {
+            leasehold_workloads::storage::exec::ExecStorageServer {
+                command: server.command.clone(),
+                port: server.port,
+                fencing: self.fencing,
+            }
+        })
     }
 }
 
@@ -586,6 +765,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.check_duration()?;
         self.check_lock()?;
+        self.check_storage()?;
         self.check_counts()?;
         self.check_workload()?;
         self.check_faults()?;
@@ -642,6 +822,25 @@ impl Config {
     }
 
     fn check_lock(&self) -> Result<(), ConfigError> {
+        if self.lock.service == LockService::Redlock && self.lock.nodes.get() == 1 {
+            return Err(self.invalid(
+                "lock.nodes",
+                "redlock takes a majority of independent redis-servers: with 1 node it is \
+                 plain Redis (service: redis); give 3 or more (5 when absent)",
+            ));
+        }
+        if !self.lock.persistence.is_none()
+            && !matches!(self.lock.service, LockService::Redis | LockService::Redlock)
+        {
+            return Err(self.invalid(
+                "lock.persistence",
+                format!(
+                    "only service: redis and redlock take a persistence (of their \
+                     redis-servers); {} keeps its data its own way",
+                    self.lock.service.system().name()
+                ),
+            ));
+        }
         if self.lock.image.is_some() && self.lock.binary.is_some() {
             return Err(self.invalid(
                 "lock.binary",
@@ -686,14 +885,6 @@ impl Config {
                 }
             }
             return Ok(());
-        }
-        if self.runtime == RuntimeKind::Docker {
-            return Err(self.invalid(
-                "lock.service",
-                "exec nodes run in the local runtime only for now: their commands are host \
-                 programs (an interpreter and its library, like python3), which leasehold does \
-                 not pack into images; use runtime: local",
-            ));
         }
         let Some(client) = &lock.client else {
             return Err(self.invalid(
@@ -751,6 +942,120 @@ impl Config {
                     if port.is_none() {
                         return Err(self.invalid(
                             format!("lock.addresses[{k}]"),
+                            format!("{a:?} is not host:port"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `storage.service` and what belongs to it: `server`, `client` and
+    /// `addresses` to exec only; etcd-txn only over the etcd lock.
+    fn check_storage(&self) -> Result<(), ConfigError> {
+        let storage = &self.storage;
+        let name = storage.service.system().name();
+        if storage.service != StorageService::Exec {
+            for (field, set) in [
+                ("server", storage.server.is_some()),
+                ("client", storage.client.is_some()),
+                ("addresses", !storage.addresses.is_empty()),
+            ] {
+                if set {
+                    return Err(self.invalid(
+                        format!("storage.{field}"),
+                        format!("only storage service: exec takes a {field}; {name} knows its own"),
+                    ));
+                }
+            }
+        }
+        match storage.service {
+            StorageService::Reference => Ok(()),
+            StorageService::EtcdTxn => {
+                if self.lock.service != LockService::Etcd {
+                    return Err(self.invalid(
+                        "storage.service",
+                        format!(
+                            "etcd-txn writes into the lock's etcd cluster, guarded by the \
+                             holder's lock key: it needs lock.service: etcd, not {}",
+                            self.lock.service.system().name()
+                        ),
+                    ));
+                }
+                // 1 is the default, which a config written back says again.
+                if storage.nodes.get() != 1 {
+                    return Err(self.invalid(
+                        "storage.nodes",
+                        "etcd-txn starts no storage nodes: the lock's etcd members store the \
+                         data; leave nodes out",
+                    ));
+                }
+                Ok(())
+            }
+            StorageService::Exec => self.check_exec_storage(),
+        }
+    }
+
+    /// exec storage needs a client and either a server or addresses.
+    fn check_exec_storage(&self) -> Result<(), ConfigError> {
+        use leasehold_workloads::storage::exec::{FENCING_PLACEHOLDER, unknown_placeholder};
+        let storage = &self.storage;
+        let Some(client) = &storage.client else {
+            return Err(self.invalid(
+                "storage.client",
+                "storage service: exec needs the adapter each worker starts: \
+                 client: { command: [program, args…] }",
+            ));
+        };
+        if client.command.is_empty() {
+            return Err(self.invalid("storage.client.command", "must not be empty"));
+        }
+        match &storage.server {
+            Some(server) => {
+                if server.command.is_empty() {
+                    return Err(self.invalid("storage.server.command", "must not be empty"));
+                }
+                if let Some((k, word)) = server
+                    .command
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, a)| unknown_placeholder(a).map(|w| (k, w)))
+                {
+                    let mut known = leasehold_workloads::system::exec::PLACEHOLDERS.to_vec();
+                    known.push(FENCING_PLACEHOLDER);
+                    return Err(self.invalid(
+                        format!("storage.server.command[{k}]"),
+                        format!("unknown placeholder {word}; known: {}", known.join(", ")),
+                    ));
+                }
+                if server.port == 0 {
+                    return Err(self.invalid("storage.server.port", "must not be 0"));
+                }
+                if !storage.addresses.is_empty() {
+                    return Err(self.invalid(
+                        "storage.addresses",
+                        "give a server (leasehold starts the storage nodes) or addresses (you \
+                         run them), not both",
+                    ));
+                }
+            }
+            None => {
+                if storage.addresses.is_empty() {
+                    return Err(self.invalid(
+                        "storage.addresses",
+                        "storage service: exec without a server needs the host:port of each \
+                         node of your store",
+                    ));
+                }
+                for (k, a) in storage.addresses.iter().enumerate() {
+                    let port = a.rsplit_once(':').and_then(|(h, p)| {
+                        (!h.is_empty()).then_some(())?;
+                        p.parse::<u16>().ok().filter(|p| *p != 0)
+                    });
+                    if port.is_none() {
+                        return Err(self.invalid(
+                            format!("storage.addresses[{k}]"),
                             format!("{a:?} is not host:port"),
                         ));
                     }
@@ -972,7 +1277,7 @@ impl Config {
     fn node_counts(&self) -> [u32; 3] {
         [
             self.lock.started_nodes(),
-            self.storage.nodes.get(),
+            self.storage.started_nodes(),
             self.workload.workers.get(),
         ]
     }
@@ -1008,7 +1313,7 @@ impl Config {
     pub fn node_names(&self) -> Vec<String> {
         let mut v = Vec::new();
         v.extend((1..=self.lock.started_nodes()).map(|i| format!("lock{i}")));
-        v.extend((1..=self.storage.nodes.get()).map(|i| format!("store{i}")));
+        v.extend((1..=self.storage.started_nodes()).map(|i| format!("store{i}")));
         v.extend((1..=self.workload.workers.get()).map(|i| format!("w{i}")));
         v
     }
@@ -2084,5 +2389,53 @@ mod tests {
         std::fs::write(&path, b"test: \xff\n").unwrap();
         let e = Config::load(&path).unwrap_err();
         assert!(format!("{:#}", anyhow::Error::from(e)).contains("not UTF-8 text (byte 6)"),);
+    }
+
+    #[test]
+    fn redlock_gets_five_nodes_unless_told_and_redis_persistence_reaches_the_recipe() {
+        let redlock = GOOD.replace("test: t\n", "test: t\nlock: { service: redlock }\n");
+        let c = parse(&redlock).unwrap();
+        assert_eq!(c.lock.nodes.get(), 5);
+        assert_eq!(c.lock.started_nodes(), 5);
+        assert_eq!(
+            &c.node_names()[..5],
+            ["lock1", "lock2", "lock3", "lock4", "lock5"]
+        );
+        // The config as run says how many, and reads back the same.
+        assert!(c.to_yaml().contains("nodes: 5"), "{}", c.to_yaml());
+        assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+        // Told: even counts and 2 are taken as they are.
+        for n in [2, 4, 7] {
+            let told = redlock.replace("redlock }", &format!("redlock, nodes: {n} }}"));
+            assert_eq!(parse(&told).unwrap().lock.nodes.get(), n);
+        }
+        // The other services keep one node.
+        for service in ["reference", "redis", "etcd"] {
+            let other = redlock.replace("redlock", service);
+            assert_eq!(parse(&other).unwrap().lock.nodes.get(), 1, "{service}");
+        }
+        let node = leasehold_workloads::NodeAddrs {
+            name: "lock1".into(),
+            addr: "127.0.0.1:6379".parse().unwrap(),
+            peers: vec!["127.0.0.1:6379".parse().unwrap()],
+            cluster: Vec::new(),
+            data_dir: "data".into(),
+        };
+        let appendonly = |c: &Config| {
+            let args = c.lock.recipe(0, 1, &node).args;
+            let i = args.iter().position(|a| a == "--appendonly").unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(appendonly(&c), "no");
+        for service in ["redis", "redlock"] {
+            let aof = redlock.replace(
+                "{ service: redlock }",
+                &format!("{{ service: {service}, nodes: 3, persistence: aof }}"),
+            );
+            let c = parse(&aof).unwrap();
+            assert_eq!(c.lock.persistence, LockPersistence::Aof);
+            assert_eq!(appendonly(&c), "yes", "{service}");
+            assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+        }
     }
 }

@@ -9,7 +9,7 @@ mod worker;
 pub use clock::RunClock;
 pub use lock_service::{LockServiceConfig, run_lock_service, serve_lock_service};
 pub use storage::{StorageConfig, run_storage, serve_storage};
-pub use worker::{RenewTimeout, WorkerConfig, process_number, run_worker};
+pub use worker::{RenewTimeout, WorkerConfig, process_number, run_worker, run_worker_with_storage};
 
 /// Errors of a node program.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use leasehold_checker::{Event, EventType, Process};
-use leasehold_workloads::{Completion, Grant, LockClient, StorageClient};
+use leasehold_workloads::{Completion, Grant, LockClient, StorageSystemClient};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -31,7 +31,8 @@ pub struct WorkerConfig {
     pub workers: u64,
     /// Lock name.
     pub lock: String,
-    /// Storage addresses (`ip:port`); key i goes to storage i mod n.
+    /// Reference storage addresses (`ip:port`) for [`run_worker`]; key i goes
+    /// to storage i mod n. [`run_worker_with_storage`] ignores them.
     pub storage: Vec<String>,
     /// Keys this worker writes, in turn.
     pub keys: Vec<String>,
@@ -183,19 +184,28 @@ impl ProcessNo {
     }
 }
 
-/// Runs the workload loop until `shutdown` is cancelled. An operation in flight
-/// when it is cancelled completes and is recorded; a held lock is released.
+/// Runs the workload loop until `shutdown` is cancelled, writing to the
+/// reference storage nodes at `cfg.storage`. An operation in flight when it is
+/// cancelled completes and is recorded; a held lock is released.
 pub async fn run_worker<C: LockClient, W: Write>(
     cfg: WorkerConfig,
-    mut client: C,
+    client: C,
     out: W,
     shutdown: CancellationToken,
 ) -> Result<(), crate::NodeError> {
-    let storages = cfg
-        .storage
-        .iter()
-        .map(|addr| StorageClient::new(addr, &cfg.name, cfg.timeout))
-        .collect::<Result<Vec<_>, _>>()?;
+    let storage = StorageSystemClient::reference(&cfg.storage, &cfg.name, cfg.timeout)?;
+    run_worker_with_storage(cfg, client, storage, out, shutdown).await
+}
+
+/// [`run_worker`] writing through `storage`, a client of any storage system
+/// (`cfg.storage` is not used).
+pub async fn run_worker_with_storage<C: LockClient, W: Write>(
+    cfg: WorkerConfig,
+    mut client: C,
+    mut storage: StorageSystemClient,
+    out: W,
+    shutdown: CancellationToken,
+) -> Result<(), crate::NodeError> {
     let mut sink = EventSink::new(out, cfg.clock, &cfg.name);
     let mut rng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.index.wrapping_mul(0x2545_F491_4F6C_DD1D));
@@ -285,10 +295,9 @@ pub async fn run_worker<C: LockClient, W: Write>(
             let key = &cfg.keys[key_index];
             let data = format!("{}-{seq}", cfg.name);
             seq += 1;
-            let storage = &storages[key_index % storages.len()];
             let v = json!({"key": key, "token": token, "data": data});
             sink.emit(process.current, EventType::Invoke, "write", v.clone(), None);
-            let reply = storage.write(key, &data, token).await;
+            let reply = storage.write(key_index, key, &data, token).await;
             complete(&mut sink, &mut process, "write", v, &reply.map(|_| ()))?;
         }
 

@@ -22,7 +22,7 @@ pub use error::{Result, ResultsError};
 pub use junit::render_junit;
 pub use report::render_report;
 pub use results::{
-    Counts, FaultRecord, LockSystemSummary, NemesisSummary, NodeSummary, Results, SCHEMA_VERSION,
-    ScheduledFault, Timings, rfc3339,
+    Counts, FaultRecord, LEDGER_CHECKS, LockSystemSummary, NemesisSummary, NodeSummary, Results,
+    SCHEMA_VERSION, ScheduledFault, StorageSummary, Timings, rfc3339,
 };
 pub use run_dir::RunDir;

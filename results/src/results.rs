@@ -63,6 +63,55 @@ pub struct Results {
     /// ready; absent for a bare history and when setup did not get that far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_system: Option<LockSystemSummary>,
+    /// The storage the lock guarded, and which checks judged storage's
+    /// decisions from its ledger; absent for a bare history and in files
+    /// written before it existed (which always had a ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSummary>,
+}
+
+/// The checks that judge storage's decisions: from its ledger when there is
+/// one, otherwise from the writes' replies in the history (fencing order has
+/// nothing to judge without a ledger and does not run).
+pub const LEDGER_CHECKS: [&str; 3] = ["stale-write", "fencing-order", "lost-write"];
+
+/// The storage system a run wrote to, and where the checks read its decisions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSummary {
+    /// Its name as the config gives it (`reference`, `exec`, `etcd-txn`).
+    pub service: String,
+    /// Whether the config said storage fences (`storage.fencing`).
+    pub fencing: bool,
+    /// Whether storage kept a ledger of its decisions (`ledger.jsonl`) that
+    /// the checks read.
+    pub ledger: bool,
+    /// Each check of [`LEDGER_CHECKS`] that ran, by name: `true` if it judged
+    /// storage's ledger, `false` if it judged the writes' replies in the
+    /// history alone (`ok` accepted, `fail` rejected, `info` not judged).
+    pub checks_with_ledger: std::collections::BTreeMap<String, bool>,
+}
+
+impl StorageSummary {
+    /// What `checks` (the reports of a run) judged, given whether there was
+    /// a ledger.
+    pub fn new(
+        service: impl Into<String>,
+        fencing: bool,
+        ledger: bool,
+        checks: &[CheckReport],
+    ) -> StorageSummary {
+        let checks_with_ledger = checks
+            .iter()
+            .filter(|c| LEDGER_CHECKS.contains(&c.name.as_str()))
+            .map(|c| (c.name.clone(), ledger))
+            .collect();
+        StorageSummary {
+            service: service.into(),
+            fencing,
+            ledger,
+            checks_with_ledger,
+        }
+    }
 }
 
 /// The lock system a run tested.
@@ -277,6 +326,7 @@ impl Results {
             nemesis: NemesisSummary::default(),
             nodes: Vec::new(),
             lock_system: None,
+            storage: None,
         }
     }
 

@@ -100,6 +100,21 @@ impl Results {
                 l.name, l.version, l.token
             );
         }
+        if let Some(st) = &self.storage {
+            let fenced = if st.fencing { "fenced" } else { "not fenced" };
+            let checks: Vec<&str> = st.checks_with_ledger.keys().map(String::as_str).collect();
+            let source = if st.ledger {
+                "judged from its ledger"
+            } else {
+                "no ledger, judged from the writes' replies"
+            };
+            let _ = writeln!(
+                s,
+                "storage: {} ({fenced}); {source}: {}",
+                st.service,
+                checks.join(", ")
+            );
+        }
 
         if self.nemesis.faults.is_empty() {
             let planned = self.nemesis.schedule.len();
@@ -218,11 +233,22 @@ pub(crate) fn plural(n: u64, noun: &str) -> String {
 
 /// Keeps a line a line: text from nodes may hold newlines or control characters
 /// that would break the layout (or the terminal).
+/// `s` on one line: its lines joined by `; ` (by a space after a line that
+/// ends with `:`, which introduces the next), the indentation of every line
+/// but the first dropped, control characters as spaces.
 fn one_line(s: &str) -> String {
-    s.trim_end()
-        .replace("\r\n", "\n")
-        .replace('\n', "; ")
-        .chars()
+    let mut out = String::new();
+    for (i, line) in s.lines().enumerate() {
+        let line = if i == 0 { line.trim_end() } else { line.trim() };
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
@@ -233,6 +259,19 @@ mod tests {
     use crate::results::Counts;
     use crate::test_support::{sample_results as base, stale};
     use leasehold_checker::{Anomaly, CheckReport};
+
+    #[test]
+    fn a_multi_line_error_reads_as_one_line() {
+        assert_eq!(
+            one_line(
+                "node lock1 exited (exit status: 4) before it was ready; its log ends:\n    \
+                 cannot bind\n    giving up\r\n"
+            ),
+            "node lock1 exited (exit status: 4) before it was ready; its log ends: cannot \
+             bind; giving up"
+        );
+        assert_eq!(one_line("a\tb"), "a b");
+    }
 
     #[test]
     fn an_empty_history_and_checks_that_judged_nothing_read_in_one_line() {

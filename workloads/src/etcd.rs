@@ -310,12 +310,8 @@ struct Held {
 /// what faults do are told in the documentation of `workloads/src/etcd.rs`.
 #[derive(Debug)]
 pub struct EtcdLockClient {
-    /// One HTTP client per endpoint, in the order given.
-    endpoints: Vec<NodeHttp>,
-    /// The endpoints as given, for messages.
-    addrs: Vec<String>,
-    /// The endpoint to try first: the last one that answered.
-    preferred: usize,
+    /// The cluster's JSON gateway.
+    gateway: EtcdGateway,
     /// Bounds each operation.
     timeout: Duration,
     /// Locks held, by fencing token.
@@ -328,65 +324,16 @@ impl EtcdLockClient {
     /// to the last byte of the last reply (an acquire's wait for the lock
     /// included).
     pub fn new<S: AsRef<str>>(endpoints: &[S], timeout: Duration) -> Result<Self, ClientError> {
-        if endpoints.is_empty() {
-            return Err(ClientError::BadAddress {
-                addr: String::new(),
-                reason: "no etcd endpoints".to_owned(),
-            });
-        }
-        let addrs: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_owned()).collect();
-        let endpoints = addrs
-            .iter()
-            .map(|a| NodeHttp::new(a, timeout))
-            .collect::<Result<_, _>>()?;
         Ok(EtcdLockClient {
-            endpoints,
-            addrs,
-            preferred: 0,
+            gateway: EtcdGateway::new(endpoints, timeout)?,
             timeout,
             held: HashMap::new(),
         })
     }
 
-    /// Sends one gateway call, trying the endpoints from the preferred one on
-    /// only as long as they refuse the connection (nothing was sent); a reply
-    /// makes its endpoint the preferred one.
+    /// One gateway call (see [`EtcdGateway::call`]).
     async fn call(&mut self, path: &str, body: &Value, deadline: Instant) -> Completion<Value> {
-        let n = self.endpoints.len();
-        let mut refused = Vec::new();
-        for step in 0..n {
-            let i = (self.preferred + step) % n;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Completion::Fail(format!("{path}: out of time before sending"));
-            }
-            let http = &self.endpoints[i];
-            let request = http
-                .client
-                .post(http.url(path))
-                .timeout(remaining)
-                .json(body);
-            match request.send().await {
-                Ok(response) => {
-                    self.preferred = i;
-                    return read_reply(path, response).await;
-                }
-                Err(e) if e.is_connect() || e.is_builder() => {
-                    refused.push(format!("{}: {}", self.addrs[i], error_chain(&e)));
-                }
-                Err(e) if e.is_timeout() => {
-                    return Completion::Info(format!("{path}: timeout at {}", self.addrs[i]));
-                }
-                Err(e) => {
-                    return Completion::Info(format!(
-                        "{path}: connection to {} broken: {}",
-                        self.addrs[i],
-                        error_chain(&e)
-                    ));
-                }
-            }
-        }
-        Completion::Fail(format!("{path}: cannot connect: {}", refused.join("; ")))
+        self.gateway.call(path, body, deadline).await
     }
 
     /// Revokes `lease`, bounded by a timeout of its own.
@@ -543,6 +490,91 @@ impl LockClient for EtcdLockClient {
     }
 }
 
+/// The JSON gateway of one etcd cluster: an HTTP client per member, and which
+/// member answered last. Shared by the lock client and the `etcd-txn`
+/// storage client ([`crate::storage::etcd_txn`]).
+#[derive(Debug)]
+pub(crate) struct EtcdGateway {
+    /// One HTTP client per endpoint, in the order given.
+    endpoints: Vec<NodeHttp>,
+    /// The endpoints as given, for messages.
+    addrs: Vec<String>,
+    /// The endpoint to try first: the last one that answered.
+    preferred: usize,
+}
+
+impl EtcdGateway {
+    /// `endpoints` are `host:port` client addresses of the cluster's members;
+    /// `timeout` bounds each request.
+    pub(crate) fn new<S: AsRef<str>>(
+        endpoints: &[S],
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::BadAddress {
+                addr: String::new(),
+                reason: "no etcd endpoints".to_owned(),
+            });
+        }
+        let addrs: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_owned()).collect();
+        let endpoints = addrs
+            .iter()
+            .map(|a| NodeHttp::new(a, timeout))
+            .collect::<Result<_, _>>()?;
+        Ok(EtcdGateway {
+            endpoints,
+            addrs,
+            preferred: 0,
+        })
+    }
+
+    /// Sends one gateway call, trying the endpoints from the preferred one on
+    /// only as long as they refuse the connection (nothing was sent); a reply
+    /// makes its endpoint the preferred one.
+    pub(crate) async fn call(
+        &mut self,
+        path: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Completion<Value> {
+        let n = self.endpoints.len();
+        let mut refused = Vec::new();
+        for step in 0..n {
+            let i = (self.preferred + step) % n;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Completion::Fail(format!("{path}: out of time before sending"));
+            }
+            let http = &self.endpoints[i];
+            let request = http
+                .client
+                .post(http.url(path))
+                .timeout(remaining)
+                .json(body);
+            match request.send().await {
+                Ok(response) => {
+                    self.preferred = i;
+                    return read_reply(path, response).await;
+                }
+                Err(e) if e.is_connect() || e.is_builder() => {
+                    refused.push(format!("{}: {}", self.addrs[i], error_chain(&e)));
+                }
+                Err(e) if e.is_timeout() => {
+                    return Completion::Info(format!("{path}: timeout at {}", self.addrs[i]));
+                }
+                Err(e) => {
+                    return Completion::Info(format!(
+                        "{path}: connection to {} broken: {}",
+                        self.addrs[i],
+                        error_chain(&e)
+                    ));
+                }
+            }
+        }
+        Completion::Fail(format!("{path}: cannot connect: {}", refused.join("; ")))
+    }
+}
+
 /// Whole seconds of a TTL, rounded up, at least 1: etcd grants leases in
 /// seconds and refuses a TTL of 0.
 fn ttl_seconds(ttl: Duration) -> u64 {
@@ -608,7 +640,7 @@ fn is_lease_gone(message: &str) -> bool {
 
 /// A signed 64-bit field: the gateway writes them as strings, leaves them out
 /// when 0.
-fn int(v: &Value, field: &str) -> Option<i64> {
+pub(crate) fn int(v: &Value, field: &str) -> Option<i64> {
     match v.get(field) {
         None if v.is_object() => Some(0),
         Some(Value::String(s)) => s.parse().ok(),

@@ -1,5 +1,9 @@
 //! `exec`: a lock implementation the user brings, driven over JSON lines.
 //!
+//! The process plumbing ([`AdapterProcess`]) is shared with the storage the
+//! user brings ([`crate::storage::exec`]): the same lines, ids, restarts and
+//! logs, with other ops.
+//!
 //! The worker starts the user's adapter command once and keeps it for the run.
 //! It writes one request per line on the adapter's stdin and reads one reply per
 //! line from its stdout (docs/protocol.md, "exec: bring your own lock"):
@@ -168,14 +172,31 @@ pub enum ExecError {
     },
 }
 
-/// A [`LockClient`] that drives the user's adapter program over JSON lines.
-///
-/// Start it with [`ExecLockClient::start`] inside a Tokio runtime with I/O
-/// enabled; it keeps one adapter process at a time and restarts it after a
-/// protocol error (see the module documentation).
+/// How to start one adapter process and what its `init` says, for any
+/// system driven over exec JSON lines (locks here, storage in
+/// [`crate::storage::exec`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AdapterSpec {
+    /// The adapter's program and arguments.
+    pub(crate) command: Vec<String>,
+    /// The worker's node name, sent in `init`.
+    pub(crate) node: String,
+    /// The fields of `init` besides `id`, `op`, `node` and `timeout_ms`
+    /// (`lock_nodes`, `storage_nodes`).
+    pub(crate) init: Map<String, Value>,
+    /// How long one op may take, request to reply; sent as `timeout_ms`.
+    pub(crate) timeout: Duration,
+    /// How long starting the adapter and its reply to `init` may take.
+    pub(crate) init_timeout: Duration,
+    /// The adapter's working directory; None for the worker's.
+    pub(crate) cwd: Option<PathBuf>,
+}
+
+/// One adapter at a time, restarted after a protocol error: the plumbing
+/// every exec client shares (see the module documentation).
 #[derive(Debug)]
-pub struct ExecLockClient {
-    config: ExecConfig,
+pub(crate) struct AdapterProcess {
+    spec: AdapterSpec,
     log: AdapterLog,
     adapter: Option<Adapter>,
     /// The id of the last request sent, to any adapter of this client.
@@ -186,37 +207,34 @@ pub struct ExecLockClient {
     broken: Option<String>,
 }
 
-impl ExecLockClient {
-    /// Starts the adapter and initialises it. An error means the worker cannot
-    /// work: the command is empty, cannot be started, or its `init` failed.
-    pub async fn start(config: ExecConfig, log: AdapterLog) -> Result<Self, ExecError> {
-        if config.command.is_empty() {
+impl AdapterProcess {
+    /// Starts the adapter and initialises it.
+    pub(crate) async fn start(spec: AdapterSpec, log: AdapterLog) -> Result<Self, ExecError> {
+        if spec.command.is_empty() {
             return Err(ExecError::EmptyCommand);
         }
-        let mut client = ExecLockClient {
-            config,
+        let mut process = AdapterProcess {
+            spec,
             log,
             adapter: None,
             last_id: 0,
             starts: 0,
             broken: None,
         };
-        client.launch().await?;
-        Ok(client)
+        process.launch().await?;
+        Ok(process)
     }
 
-    /// How many times an adapter was started (1 until the first restart).
-    pub fn starts(&self) -> u64 {
+    pub(crate) fn starts(&self) -> u64 {
         self.starts
     }
 
-    /// The process id of the running adapter, if one is running.
-    pub fn adapter_pid(&self) -> Option<u32> {
+    pub(crate) fn adapter_pid(&self) -> Option<u32> {
         self.adapter.as_ref().map(|a| a.pid)
     }
 
     fn command_line(&self) -> String {
-        self.config.command.join(" ")
+        self.spec.command.join(" ")
     }
 
     fn next_id(&mut self) -> u64 {
@@ -228,28 +246,27 @@ impl ExecLockClient {
     async fn launch(&mut self) -> Result<(), ExecError> {
         let command_line = self.command_line();
         let mut adapter =
-            Adapter::spawn(&self.config, &self.log).map_err(|source| ExecError::Spawn {
+            Adapter::spawn(&self.spec, &self.log).map_err(|source| ExecError::Spawn {
                 command: command_line.clone(),
                 source,
             })?;
         self.starts += 1;
         let id = self.next_id();
-        let timeout_ms = u64::try_from(self.config.timeout.as_millis()).unwrap_or(u64::MAX);
-        let request = json!({
+        let timeout_ms = u64::try_from(self.spec.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut request = json!({
             "id": id,
             "op": "init",
-            "node": self.config.node,
-            "lock_nodes": self.config.lock_nodes,
+            "node": self.spec.node,
             "timeout_ms": timeout_ms,
         });
+        if let Some(r) = request.as_object_mut() {
+            r.extend(self.spec.init.clone());
+        }
         let init_error = |reason: String| ExecError::Init {
             command: command_line.clone(),
             reason,
         };
-        match adapter
-            .exchange(id, &request, self.config.init_timeout)
-            .await
-        {
+        match adapter.exchange(id, &request, self.spec.init_timeout).await {
             Ok(Reply::Ok(_)) => {
                 self.adapter = Some(adapter);
                 self.broken = None;
@@ -272,14 +289,14 @@ impl ExecLockClient {
             .unwrap_or_else(|| "no adapter running".to_owned());
         self.adapter = None;
         self.log.note(
-            &self.config.node,
+            &self.spec.node,
             &format!("restarting adapter {} ({why})", self.command_line()),
         );
         match self.launch().await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let reason = e.to_string();
-                self.log.note(&self.config.node, &reason);
+                self.log.note(&self.spec.node, &reason);
                 // Try again before the next op.
                 self.broken = Some(reason.clone());
                 Err(reason)
@@ -288,15 +305,27 @@ impl ExecLockClient {
     }
 
     /// Kills the adapter now; the next op starts a new one.
-    fn break_adapter(&mut self, reason: &str) {
+    pub(crate) fn break_adapter(&mut self, reason: &str) {
         self.log
-            .note(&self.config.node, &format!("killing adapter: {reason}"));
+            .note(&self.spec.node, &format!("killing adapter: {reason}"));
         self.adapter = None;
         self.broken = Some(reason.to_owned());
     }
 
+    /// An `ok` that lacks what its op needs: a protocol error, so the op is
+    /// `info` and the adapter is replaced.
+    pub(crate) fn malformed<T>(&mut self, op: &str, what: String) -> Completion<T> {
+        let e = ProtocolError::Malformed(what);
+        self.break_adapter(&format!("{op} (id {}): {e}", self.last_id));
+        Completion::Info(e.to_string())
+    }
+
     /// Sends one op and turns the reply into a completion.
-    async fn call(&mut self, op: &'static str, fields: Value) -> Completion<Map<String, Value>> {
+    pub(crate) async fn call(
+        &mut self,
+        op: &'static str,
+        fields: Value,
+    ) -> Completion<Map<String, Value>> {
         if let Err(reason) = self.ready().await {
             return Completion::Fail(format!("{op} not sent, adapter not running: {reason}"));
         }
@@ -305,7 +334,7 @@ impl ExecLockClient {
         if let (Some(r), Value::Object(f)) = (request.as_object_mut(), fields) {
             r.extend(f);
         }
-        let timeout = self.config.timeout;
+        let timeout = self.spec.timeout;
         let Some(adapter) = self.adapter.as_mut() else {
             return Completion::Fail(format!("{op} not sent: no adapter running"));
         };
@@ -328,22 +357,59 @@ impl ExecLockClient {
             }
         }
     }
+}
+
+/// A [`LockClient`] that drives the user's adapter program over JSON lines.
+///
+/// Start it with [`ExecLockClient::start`] inside a Tokio runtime with I/O
+/// enabled; it keeps one adapter process at a time and restarts it after a
+/// protocol error (see the module documentation).
+#[derive(Debug)]
+pub struct ExecLockClient {
+    config: ExecConfig,
+    process: AdapterProcess,
+}
+
+impl ExecLockClient {
+    /// Starts the adapter and initialises it. An error means the worker cannot
+    /// work: the command is empty, cannot be started, or its `init` failed.
+    pub async fn start(config: ExecConfig, log: AdapterLog) -> Result<Self, ExecError> {
+        let mut init = Map::new();
+        init.insert("lock_nodes".to_owned(), json!(config.lock_nodes));
+        let spec = AdapterSpec {
+            command: config.command.clone(),
+            node: config.node.clone(),
+            init,
+            timeout: config.timeout,
+            init_timeout: config.init_timeout,
+            cwd: config.cwd.clone(),
+        };
+        let process = AdapterProcess::start(spec, log).await?;
+        Ok(ExecLockClient { config, process })
+    }
+
+    /// How many times an adapter was started (1 until the first restart).
+    pub fn starts(&self) -> u64 {
+        self.process.starts()
+    }
+
+    /// The process id of the running adapter, if one is running.
+    pub fn adapter_pid(&self) -> Option<u32> {
+        self.process.adapter_pid()
+    }
 
     /// An op whose `ok` carries a grant.
     async fn grant(&mut self, op: &'static str, fields: Value) -> Completion<Grant> {
-        match self.call(op, fields).await {
+        match self.process.call(op, fields).await {
             Completion::Ok(reply) => {
                 let token = reply.get("token").and_then(Value::as_u64);
                 let lease_ms = reply.get("lease_ms").and_then(Value::as_u64);
                 match (token, lease_ms) {
                     (Some(token), Some(lease_ms)) => Completion::Ok(Grant { token, lease_ms }),
-                    _ => {
-                        let e = ProtocolError::Malformed(format!(
-                            "{op} ok without an unsigned integer token and lease_ms"
-                        ));
-                        self.break_adapter(&format!("{op} (id {}): {e}", self.last_id));
-                        Completion::Info(e.to_string())
-                    }
+                    _ => self.process.malformed(
+                        op,
+                        format!("{op} ok without an unsigned integer token and lease_ms"),
+                    ),
                 }
             }
             Completion::Fail(e) => Completion::Fail(e),
@@ -374,7 +440,7 @@ impl LockClient for ExecLockClient {
 
     async fn release(&mut self, lock: &str, token: u64) -> Completion<()> {
         let fields = json!({ "lock": lock, "token": token });
-        self.call("release", fields).await.map(|_| ())
+        self.process.call("release", fields).await.map(|_| ())
     }
 }
 
@@ -416,7 +482,7 @@ impl fmt::Debug for Adapter {
 }
 
 impl Adapter {
-    fn spawn(config: &ExecConfig, log: &AdapterLog) -> io::Result<Adapter> {
+    fn spawn(config: &AdapterSpec, log: &AdapterLog) -> io::Result<Adapter> {
         let (program, args) = config
             .command
             .split_first()
@@ -595,7 +661,13 @@ fn parse_reply(id: u64, bytes: &[u8]) -> Result<Reply, ProtocolError> {
             reply.remove("type");
             Ok(Reply::Ok(reply))
         }
-        Some("fail") => Ok(Reply::Fail(error(&reply))),
+        // A storage adapter's refusal may say what the key's mark is.
+        Some("fail") => Ok(Reply::Fail(
+            match reply.get("high_water").and_then(Value::as_u64) {
+                Some(h) => format!("{}: high water {h}", error(&reply)),
+                None => error(&reply),
+            },
+        )),
         Some("info") => Ok(Reply::Info(error(&reply))),
         _ => Err(ProtocolError::Malformed(format!(
             "reply to id {id} has no known type (ok, fail, info): {}",
@@ -682,6 +754,10 @@ mod tests {
         assert!(matches!(
             parse_reply(3, br#"{"id":3,"type":"fail","error":"lease lost"}"#),
             Ok(Reply::Fail(e)) if e == "lease lost"
+        ));
+        assert!(matches!(
+            parse_reply(3, br#"{"id":3,"type":"fail","error":"rejected","high_water":34}"#),
+            Ok(Reply::Fail(e)) if e == "rejected: high water 34"
         ));
         assert!(matches!(
             parse_reply(4, br#"{"id":4,"type":"info"}"#),

@@ -11,6 +11,7 @@ mod exec;
 mod lock_client;
 pub mod protocol;
 mod reference;
+pub mod storage;
 mod storage_client;
 pub mod system;
 
@@ -23,8 +24,12 @@ pub use etcd::{
 pub use exec::{AdapterLog, ExecConfig, ExecError, ExecLockClient};
 pub use lock_client::{Grant, LockClient};
 pub use reference::ReferenceLockClient;
+pub use storage::{
+    EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig, StorageSystem, StorageSystemClient,
+    Written,
+};
 pub use storage_client::{StorageClient, StoredValue, WriteOutcome};
-pub use system::{LockSystem, NodeAddrs, Probe, Program, ServerRecipe, SystemClient};
+pub use system::{LockOptions, LockSystem, NodeAddrs, Probe, Program, ServerRecipe, SystemClient};
 
 /// Errors building a client (bad address, HTTP client setup).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,10 @@ pub enum ClientError {
     /// The HTTP client could not be set up.
     #[error("cannot build HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The source of random values (`/dev/urandom`) cannot be opened: Redlock
+    /// needs a fresh random value per acquisition.
+    #[error("cannot open the source of random values: {0}")]
+    Random(#[source] std::io::Error),
     /// The system's client is a program to start with its command (`exec`):
     /// see [`system::exec::client`].
     #[error("the {system} client is started from its command, not from addresses alone")]

@@ -381,3 +381,67 @@ async fn wait_for_leader(endpoints: &[String], not: Option<usize>) -> usize {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// etcd-txn storage against a real member: the holder's write is applied;
+/// after the holder let its lease go, the same writer (which remembers the
+/// lock key of its token from its first write) sends the transaction and
+/// etcd's compare refuses it; a writer that never saw the key refuses without
+/// sending; unfenced, the zombie's write is put anyway. Reads give the last
+/// applied value.
+#[tokio::test]
+async fn etcd_txn_storage_applies_the_holders_write_and_refuses_a_zombies() {
+    use leasehold_workloads::storage::etcd_txn::EtcdTxnStorageClient;
+
+    let Some(cluster) = Cluster::start(1).await else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    let timeout = Duration::from_secs(2);
+    let mut lock = EtcdLockClient::new(&endpoints, timeout).unwrap();
+    let store = |fencing| EtcdTxnStorageClient::new(&endpoints, "L", "w1", fencing, timeout);
+    let (mut holder, mut stranger, mut unfenced) = (
+        store(true).unwrap(),
+        store(true).unwrap(),
+        store(false).unwrap(),
+    );
+
+    let first = ok("acquire", lock.acquire("L", Duration::from_secs(5)).await);
+    ok(
+        "the holder writes",
+        holder.write("k0", "w1-0", first.token).await,
+    );
+    ok("release", lock.release("L", first.token).await);
+    let second = ok(
+        "acquire again",
+        lock.acquire("L", Duration::from_secs(5)).await,
+    );
+
+    let e = fail(
+        "the zombie's write, sent",
+        holder.write("k0", "w1-1", first.token).await,
+    );
+    assert!(
+        e.starts_with("rejected by the transaction's compare: the lock key of token")
+            && e.ends_with(&format!("high water {}", second.token)),
+        "{e}"
+    );
+    let e = fail(
+        "the zombie's write, not sent",
+        stranger.write("k0", "w1-2", first.token).await,
+    );
+    assert!(e.starts_with("rejected before sending: "), "{e}");
+    let read = ok("read", holder.read("k0").await).expect("k0 was written");
+    assert_eq!((read.data.as_str(), read.token), ("w1-0", first.token));
+
+    ok(
+        "unfenced, the zombie's write is put",
+        unfenced.write("k0", "w1-3", first.token).await,
+    );
+    let read = ok("read", unfenced.read("k0").await).expect("k0 was written");
+    assert_eq!((read.data.as_str(), read.token), ("w1-3", first.token));
+    ok(
+        "the current holder writes",
+        holder.write("k0", "w1-4", second.token).await,
+    );
+    ok("release", lock.release("L", second.token).await);
+}

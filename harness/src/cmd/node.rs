@@ -9,7 +9,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use leasehold_nodes::{LockServiceConfig, RenewTimeout, RunClock, StorageConfig, WorkerConfig};
 use leasehold_workloads::system::exec;
-use leasehold_workloads::{LockSystem, SystemClient};
+use leasehold_workloads::{
+    AdapterLog, EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig, LockSystem,
+    StorageSystem, StorageSystemClient, SystemClient,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
@@ -25,7 +28,8 @@ enum NodeKind {
     /// The fenced storage.
     Storage(StorageArgs),
     /// A workload client.
-    Worker(WorkerArgs),
+    // Boxed: the largest by far, and every other command pays for its size.
+    Worker(Box<WorkerArgs>),
 }
 
 /// What every node is told.
@@ -121,6 +125,62 @@ struct WorkerArgs {
     /// `--client exec`: the adapter's working directory.
     #[arg(long)]
     exec_cwd: Option<PathBuf>,
+    /// The storage system the worker writes to; `--storage` are its
+    /// addresses (etcd-txn: the etcd members').
+    #[arg(long, value_parser = parse_storage_system, default_value = "reference")]
+    storage_system: StorageSystem,
+    /// etcd-txn: guard each write on the lock key (`on`) or put it plainly.
+    #[arg(long, value_enum, default_value = "off")]
+    storage_fencing: OnOff,
+    /// `--storage-system exec`: the adapter's program and arguments, one flag
+    /// each.
+    #[arg(long = "storage-exec-arg", allow_hyphen_values = true)]
+    storage_exec_args: Vec<String>,
+    /// `--storage-system exec`: the adapter's working directory.
+    #[arg(long)]
+    storage_exec_cwd: Option<PathBuf>,
+}
+
+/// A storage system by the name the config gives it (`reference`, `exec`,
+/// `etcd-txn`).
+fn parse_storage_system(name: &str) -> Result<StorageSystem, String> {
+    StorageSystem::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = StorageSystem::ALL.iter().map(|s| s.name()).collect();
+        format!(
+            "unknown storage system {name:?}; known: {}",
+            known.join(", ")
+        )
+    })
+}
+
+/// The worker's storage client: the adapter of exec storage runs in this node,
+/// its stderr in our log.
+async fn storage_client(a: &WorkerArgs, timeout: Duration) -> anyhow::Result<StorageSystemClient> {
+    let name = &a.common.name;
+    Ok(match a.storage_system {
+        StorageSystem::Reference => {
+            StorageSystemClient::reference(&a.storage, name, timeout).context("storage client")?
+        }
+        StorageSystem::Exec => {
+            let mut config = ExecStorageConfig::new(
+                a.storage_exec_args.clone(),
+                name,
+                a.storage.clone(),
+                timeout,
+            );
+            config.cwd = a.storage_exec_cwd.clone();
+            let client = ExecStorageClient::start(config, AdapterLog::tracing())
+                .await
+                .context("exec storage adapter")?;
+            StorageSystemClient::Exec(Box::new(client))
+        }
+        StorageSystem::EtcdTxn => {
+            let fencing = matches!(a.storage_fencing, OnOff::On);
+            let client = EtcdTxnStorageClient::new(&a.storage, &a.lock, name, fencing, timeout)
+                .context("etcd-txn storage client")?;
+            StorageSystemClient::EtcdTxn(Box::new(client))
+        }
+    })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,7 +219,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 leasehold_nodes::run_storage(cfg, shutdown).await?;
             }
             NodeKind::Worker(a) => {
+                let a = *a;
                 let timeout = Duration::from_millis(a.timeout_ms);
+                let storage = storage_client(&a, timeout).await?;
                 let cfg = WorkerConfig {
                     name: a.common.name.clone(),
                     index: a.index,
@@ -196,7 +258,14 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                         .client(&a.lock_addrs, &a.common.name, timeout)
                         .context("lock client")?,
                 };
-                leasehold_nodes::run_worker(cfg, client, std::io::stdout(), shutdown).await?;
+                leasehold_nodes::run_worker_with_storage(
+                    cfg,
+                    client,
+                    storage,
+                    std::io::stdout(),
+                    shutdown,
+                )
+                .await?;
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)

@@ -1,27 +1,31 @@
 //! The end of a run's story: reading every key once everything is quiet, and
-//! merging the storage nodes' ledgers.
+//! merging the storage nodes' ledgers (where the storage system keeps one).
 
 use leasehold_checker::{Event, EventType, LedgerEntry, Process};
-use leasehold_nemesis::Role;
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
-use leasehold_workloads::{Completion, StorageClient};
+use leasehold_workloads::{
+    AdapterLog, Completion, EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig,
+    StorageSystemClient,
+};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::{Config, StorageService};
+use crate::run::plan::storage_addrs;
 use crate::runtime::NodeSpec;
 
-/// Reads every key once everything is quiet, as the history's `final` process.
+/// Reads every key once everything is quiet, as the history's `final` process,
+/// through the run's storage system (the exec adapter, started here, logs to
+/// the controller's log).
 pub(crate) async fn final_reads(
     config: &Config,
     events: UnboundedSender<Event>,
     clock: RunClock,
     specs: &[NodeSpec],
 ) {
-    let stores: Vec<&NodeSpec> = specs.iter().filter(|s| s.role == Role::Storage).collect();
     let emit = |kind: EventType, value: serde_json::Value, error: Option<String>| {
         let _ = events.send(Event {
             index: 0,
@@ -34,18 +38,16 @@ pub(crate) async fn final_reads(
             error,
         });
     };
+    let mut client = match final_client(config, specs).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "final read client");
+            return;
+        }
+    };
     for (i, key) in config.workload.key_names().into_iter().enumerate() {
-        let store = stores[i % stores.len()];
-        let client =
-            match StorageClient::new(&store.addr.to_string(), "final", config.workload.timeout) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "final read client");
-                    continue;
-                }
-            };
         emit(EventType::Invoke, json!({"key": key}), None);
-        match client.read(&key).await {
+        match client.read(i, &key).await {
             Completion::Ok(Some(v)) => emit(
                 EventType::Ok,
                 json!({"key": key, "token": v.token, "data": v.data, "from": v.from}),
@@ -58,11 +60,50 @@ pub(crate) async fn final_reads(
     }
 }
 
+/// The storage client of the final reads, reading as `final`.
+async fn final_client(config: &Config, specs: &[NodeSpec]) -> anyhow::Result<StorageSystemClient> {
+    let addrs = storage_addrs(config, specs);
+    let timeout = config.workload.timeout;
+    Ok(match config.storage.service {
+        StorageService::Reference => StorageSystemClient::reference(&addrs, "final", timeout)?,
+        StorageService::Exec => {
+            let command = config
+                .storage
+                .client
+                .as_ref()
+                .map(|c| c.command.clone())
+                .unwrap_or_default();
+            let mut exec = ExecStorageConfig::new(command, "final", addrs, timeout);
+            exec.cwd = Some(std::env::current_dir().context("the working directory")?);
+            let client = ExecStorageClient::start(exec, AdapterLog::tracing())
+                .await
+                .context("exec storage adapter")?;
+            StorageSystemClient::Exec(Box::new(client))
+        }
+        StorageService::EtcdTxn => {
+            StorageSystemClient::EtcdTxn(Box::new(EtcdTxnStorageClient::new(
+                &addrs,
+                &config.workload.lock,
+                "final",
+                config.storage.fencing,
+                timeout,
+            )?))
+        }
+    })
+}
+
 /// Merges the storage nodes' ledgers by decision time into the run's
-/// `ledger.jsonl`.
-pub(crate) fn merge_ledgers(config: &Config, run_dir: &RunDir) -> anyhow::Result<Vec<LedgerEntry>> {
+/// `ledger.jsonl`; `None` (and no file) when the storage system keeps no
+/// ledger: then the checks judge writes by their replies alone.
+pub(crate) fn merge_ledgers(
+    config: &Config,
+    run_dir: &RunDir,
+) -> anyhow::Result<Option<Vec<LedgerEntry>>> {
+    if !config.storage.service.system().has_ledger() {
+        return Ok(None);
+    }
     let mut all = Vec::new();
-    for i in 1..=config.storage.nodes.get() {
+    for i in 1..=config.storage.started_nodes() {
         let path = run_dir
             .node_data_dir(&format!("store{i}"))
             .join("ledger.jsonl");
@@ -83,5 +124,5 @@ pub(crate) fn merge_ledgers(config: &Config, run_dir: &RunDir) -> anyhow::Result
         text.push('\n');
     }
     std::fs::write(run_dir.ledger_path(), text).context("write ledger.jsonl")?;
-    Ok(all)
+    Ok(Some(all))
 }

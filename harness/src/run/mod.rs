@@ -28,11 +28,12 @@ use leasehold_nemesis::{Role, ScheduledFault, schedule};
 use leasehold_nodes::RunClock;
 use leasehold_results::ScheduledFault as ScheduledFaultRecord;
 use leasehold_results::{
-    FaultRecord, LockSystemSummary, NemesisSummary, NodeSummary, Results, RunDir, Timings,
+    FaultRecord, LockSystemSummary, NemesisSummary, NodeSummary, Results, RunDir, StorageSummary,
+    Timings,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, RuntimeKind};
 use crate::registry;
 use crate::run::collector::{Collected, Collector, Counters};
 use crate::run::context::{READY_LIMIT, RunContext};
@@ -82,8 +83,18 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
          the nodes' network namespaces); run as root or remove the partition faults"
     );
     // A server binary that is missing stops the run before anything starts.
-    if config.lock.started_nodes() > 0 {
-        crate::runtime::find_program(&config.lock.program())?;
+    {
+        let cwd = std::env::current_dir().context("the working directory")?;
+        let in_container = config.runtime == RuntimeKind::Docker;
+        if config.lock.started_nodes() > 0 {
+            crate::runtime::find_node_program(&config.lock.program(), in_container, &cwd)?;
+        }
+        if let Some(server) = config.storage.exec_server()
+            && config.storage.started_nodes() > 0
+        {
+            let program = leasehold_workloads::storage::exec::program(&server);
+            crate::runtime::find_node_program(&program, in_container, &cwd)?;
+        }
     }
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
@@ -164,9 +175,10 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     // Check what was recorded, even after an error or Ctrl-C.
     let t_check = Instant::now();
     let (ledger, ledger_error) = match ledger {
-        Ok(l) => (Some(l), None),
+        Ok(l) => (l, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
+    let had_ledger = ledger.is_some();
     let (checked, events) = {
         let fencing = config.storage.fencing;
         // Seconds of CPU at worst: a blocking thread's work.
@@ -204,6 +216,12 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     results.nodes = state.nodes;
     results.lock_system = state.lock_system;
     results.record_checks(checked, &events);
+    results.storage = Some(StorageSummary::new(
+        config.storage.service.system().name(),
+        config.storage.fencing,
+        had_ledger,
+        &results.checks,
+    ));
     results.require_activity();
     if history_error.is_some() {
         // history.jsonl no longer holds what was checked: a re-check of the

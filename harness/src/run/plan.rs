@@ -2,16 +2,17 @@
 //! runtimes turn into processes or containers.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use leasehold_nemesis::Role;
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
 
-use crate::config::{Config, Subnet};
+use crate::config::{Config, StorageService, Subnet};
 use crate::runtime::docker::DATA_MOUNT;
-use crate::runtime::{NodeProgram, NodeSpec, find_program};
+use crate::runtime::{NodeProgram, NodeSpec, find_node_program};
+use leasehold_workloads::storage::exec as storage_exec;
 use leasehold_workloads::{NodeAddrs, Probe, Program};
 
 /// Where the nodes live, as far as planning them goes.
@@ -64,10 +65,15 @@ pub(crate) fn plan(
     // Lock nodes from the system's recipe: addresses first, for the peers.
     let system = config.lock.service.system();
     let n = config.lock.started_nodes() as usize;
+    // The user's programs (exec servers and adapters) start where leasehold
+    // was started, and in Docker see it and the host's programs.
+    let cwd = std::env::current_dir().context("the working directory")?;
+    let lock_program = config.lock.program();
+    let user_program = matches!(lock_program, Program::User { .. });
     // No lock node to start (exec and the user's own service): no program.
     let program = match n {
         0 => NodeProgram::Leasehold,
-        _ => find_program(&config.lock.program())?,
+        _ => find_node_program(&lock_program, place.in_container, &cwd)?,
     };
     let lock_addrs = (1..=n)
         .map(|i| addr(&format!("lock{i}"), config.lock.port()))
@@ -112,34 +118,21 @@ pub(crate) fn plan(
             data_dir: Some(dir),
             probe: Some(recipe.probe),
             events_on_stdout: recipe.events_on_stdout,
+            host_view: user_program.then(|| cwd.clone()),
+            stop_grace: system.stop_grace(),
         });
     }
-    for i in 1..=config.storage.nodes.get() {
-        let name = format!("store{i}");
-        let a = addr(&name, 7100)?;
-        let (dir, dir_arg) = data_dir(&name)?;
-        let mut args = vec!["storage".to_owned()];
-        args.extend(common(&name));
-        args.extend([
-            "--listen".into(),
-            a.to_string(),
-            "--data-dir".into(),
-            dir_arg,
-            "--fencing".into(),
-            if config.storage.fencing { "on" } else { "off" }.into(),
-        ]);
-        specs.push(NodeSpec {
-            name,
-            role: Role::Storage,
-            addr: a,
-            program: NodeProgram::Leasehold,
-            args,
-            env: Vec::new(),
-            data_dir: Some(dir),
-            probe: Some(Probe::Http { path: "/v1/health" }),
-            events_on_stdout: true,
-        });
-    }
+    let storage_place = StoragePlace {
+        in_container: place.in_container,
+        cwd: &cwd,
+    };
+    specs.extend(storage_specs(
+        config,
+        &storage_place,
+        &addr,
+        &common,
+        &data_dir,
+    )?);
     let locks: Vec<String> = specs
         .iter()
         .filter(|s| s.role == Role::Lock)
@@ -151,11 +144,8 @@ pub(crate) fn plan(
     } else {
         locks
     };
-    let stores: Vec<String> = specs
-        .iter()
-        .filter(|s| s.role == Role::Storage)
-        .map(|s| s.addr.to_string())
-        .collect();
+    let stores = storage_addrs(config, &specs);
+    let storage_system = config.storage.service.system();
     let w = &config.workload;
     for i in 1..=w.workers.get() {
         let name = format!("w{i}");
@@ -185,15 +175,29 @@ pub(crate) fn plan(
             system.name().into(),
         ]);
         // exec: the adapter's command, run where leasehold was started.
-        if let Some(client) = config.lock.client.as_ref() {
+        let adapter = config.lock.client.as_ref();
+        if let Some(client) = adapter {
             for a in &client.command {
                 args.extend(["--exec-arg".into(), a.clone()]);
             }
-            let cwd = std::env::current_dir().context("the working directory")?;
             args.extend(["--exec-cwd".into(), cwd.display().to_string()]);
         }
         for l in &locks {
             args.extend(["--lock-addr".into(), l.clone()]);
+        }
+        args.extend([
+            "--storage-system".into(),
+            storage_system.name().into(),
+            "--storage-fencing".into(),
+            if config.storage.fencing { "on" } else { "off" }.into(),
+        ]);
+        // exec storage: the adapter's command, run where leasehold was started.
+        let storage_adapter = config.storage.client.as_ref();
+        if let Some(client) = storage_adapter {
+            for a in &client.command {
+                args.extend(["--storage-exec-arg".into(), a.clone()]);
+            }
+            args.extend(["--storage-exec-cwd".into(), cwd.display().to_string()]);
         }
         for s in &stores {
             args.extend(["--storage".into(), s.clone()]);
@@ -211,9 +215,125 @@ pub(crate) fn plan(
             data_dir: None,
             probe: None,
             events_on_stdout: true,
+            host_view: (adapter.is_some() || storage_adapter.is_some()).then(|| cwd.clone()),
+            stop_grace: None,
         });
     }
     Ok(specs)
+}
+
+/// Where the user's storage program runs: in a container or not, started in
+/// the working directory `cwd`.
+struct StoragePlace<'a> {
+    in_container: bool,
+    cwd: &'a Path,
+}
+
+/// The storage nodes the run starts: leasehold's own fenced storage, or the
+/// user's exec recipe; none for etcd-txn and exec without a server.
+fn storage_specs(
+    config: &Config,
+    place: &StoragePlace<'_>,
+    addr: &dyn Fn(&str, u16) -> anyhow::Result<SocketAddr>,
+    common: &dyn Fn(&str) -> Vec<String>,
+    data_dir: &dyn Fn(&str) -> anyhow::Result<(PathBuf, String)>,
+) -> anyhow::Result<Vec<NodeSpec>> {
+    let n = config.storage.started_nodes() as usize;
+    let exec_server = config.storage.exec_server();
+    let port = exec_server
+        .as_ref()
+        .map_or(REFERENCE_STORAGE_PORT, |s| s.port);
+    let program = match (&exec_server, n) {
+        (Some(server), 1..) => find_node_program(
+            &storage_exec::program(server),
+            place.in_container,
+            place.cwd,
+        )?,
+        _ => NodeProgram::Leasehold,
+    };
+    let addrs = (1..=n)
+        .map(|i| addr(&format!("store{i}"), port))
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    let mut specs = Vec::new();
+    for (i, &a) in addrs.iter().enumerate() {
+        let name = format!("store{}", i + 1);
+        let (dir, dir_arg) = data_dir(&name)?;
+        let spec = match &exec_server {
+            Some(server) => {
+                let node = NodeAddrs {
+                    name: name.clone(),
+                    addr: a,
+                    peers: addrs.clone(),
+                    cluster: Vec::new(),
+                    data_dir: dir_arg,
+                };
+                let recipe = storage_exec::recipe(server, i, &node);
+                NodeSpec {
+                    name,
+                    role: Role::Storage,
+                    addr: a,
+                    program: program.clone(),
+                    args: recipe.args,
+                    env: recipe.env,
+                    data_dir: Some(dir),
+                    probe: Some(recipe.probe),
+                    // Its stdout is the user's store's log.
+                    events_on_stdout: recipe.events_on_stdout,
+                    host_view: Some(place.cwd.to_owned()),
+                    stop_grace: None,
+                }
+            }
+            None => {
+                let mut args = vec!["storage".to_owned()];
+                args.extend(common(&name));
+                args.extend([
+                    "--listen".into(),
+                    a.to_string(),
+                    "--data-dir".into(),
+                    dir_arg,
+                    "--fencing".into(),
+                    if config.storage.fencing { "on" } else { "off" }.into(),
+                ]);
+                NodeSpec {
+                    name,
+                    role: Role::Storage,
+                    addr: a,
+                    program: NodeProgram::Leasehold,
+                    args,
+                    env: Vec::new(),
+                    data_dir: Some(dir),
+                    probe: Some(Probe::Http { path: "/v1/health" }),
+                    events_on_stdout: true,
+                    host_view: None,
+                    stop_grace: None,
+                }
+            }
+        };
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// The port of leasehold's own storage nodes when they have an address of
+/// their own.
+const REFERENCE_STORAGE_PORT: u16 = 7100;
+
+/// Where the storage client writes, as `host:port`: the storage nodes started,
+/// the user's own (`storage.addresses` of exec without a server), or, for
+/// etcd-txn, the lock's etcd members.
+pub(crate) fn storage_addrs(config: &Config, specs: &[NodeSpec]) -> Vec<String> {
+    let of_role = |role: Role| -> Vec<String> {
+        specs
+            .iter()
+            .filter(|s| s.role == role)
+            .map(|s| s.addr.to_string())
+            .collect()
+    };
+    match config.storage.service {
+        StorageService::EtcdTxn => of_role(Role::Lock),
+        StorageService::Exec if config.storage.server.is_none() => config.storage.addresses.clone(),
+        StorageService::Exec | StorageService::Reference => of_role(Role::Storage),
+    }
 }
 
 fn free_loopback_port() -> anyhow::Result<SocketAddr> {

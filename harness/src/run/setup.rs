@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use leasehold_nemesis::Role;
+use leasehold_workloads::Program;
 
 use crate::config::{Config, RuntimeKind};
 use crate::images;
@@ -111,6 +112,9 @@ impl NodeImages {
                     .with_context(|| format!("pack {}", binary.display()))?
                     .tag,
             ),
+            // The user's program (exec) runs in leasehold's image, through
+            // its node's view of the host (`NodeSpec::host_view`).
+            (None, None) if matches!(config.lock.program(), Program::User { .. }) => None,
             // A system whose servers are a host program: that binary, packed
             // with its libraries.
             (None, None) => match find_program(&config.lock.program())? {

@@ -104,6 +104,32 @@ pub trait NodeControl: Send {
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
+/// Where a started node serves and how to tell it is ready, for
+/// [`wait_ready`] and its errors.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// `ip:port` it serves on.
+    pub addr: SocketAddr,
+    /// Its log file in the run folder.
+    pub log: PathBuf,
+    /// Its readiness probe; None for workers.
+    pub probe: Option<Probe>,
+    /// The command line it was started with ([`NodeSpec::command_line`]).
+    pub command: String,
+}
+
+impl Endpoint {
+    /// The endpoint of a node started from `spec`, logging to `log`.
+    pub fn of(spec: &NodeSpec, log: PathBuf) -> Self {
+        Endpoint {
+            addr: spec.addr,
+            log,
+            probe: spec.probe.clone(),
+            command: spec.command_line(),
+        }
+    }
+}
+
 /// The image each node of a Docker run starts from.
 pub type ImageOf<'a> = &'a (dyn Fn(&NodeSpec) -> String + Sync);
 
@@ -120,8 +146,9 @@ pub trait Runtime: NodeControl {
         image_of: ImageOf<'a>,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// Where the node serves, its log file, and its readiness probe.
-    fn endpoint(&self, name: &str) -> Option<(SocketAddr, PathBuf, Option<Probe>)>;
+    /// Where the node serves, its log, how it was started and how to tell it
+    /// is ready.
+    fn endpoint(&self, name: &str) -> Option<Endpoint>;
 
     /// How the node ended, if it has.
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
@@ -154,14 +181,20 @@ pub async fn wait_ready(
     limit: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (addr, log, probe) = runtime.endpoint(name).context("no such node")?;
+    let Endpoint {
+        addr,
+        log,
+        probe,
+        command,
+    } = runtime.endpoint(name).context("no such node")?;
     let Some(probe) = probe else {
         return Ok(());
     };
     loop {
         if let Some(status) = runtime.exited(name).await? {
             bail!(
-                "node {name} exited ({status}) before it was ready; its log ends:\n{}",
+                "node {name} exited ({status}) before it was ready; started as: {command}; \
+                 its log ends:\n{}",
                 log_tail(&log, 10)
             );
         }
@@ -170,7 +203,8 @@ pub async fn wait_ready(
         }
         if start.elapsed() > limit {
             bail!(
-                "node {name} was not ready at {} within {limit:?}; its log ends:\n{}",
+                "node {name} was not ready at {} within {limit:?}; started as: {command}; \
+                 its log ends:\n{}",
                 probe.describe(addr),
                 log_tail(&log, 10)
             );

@@ -14,6 +14,6 @@ mod mechanism;
 pub mod spec;
 pub mod subnet;
 
-pub use control::{ImageOf, NodeControl, Runtime, wait_ready};
+pub use control::{Endpoint, ImageOf, NodeControl, Runtime, wait_ready};
 pub use leasehold_nemesis::partition::Drops;
-pub use spec::{NodeProgram, NodeSpec, find_program};
+pub use spec::{NodeProgram, NodeSpec, find_node_program, find_program, find_program_in_container};

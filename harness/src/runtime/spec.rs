@@ -30,7 +30,59 @@ pub struct NodeSpec {
     /// Whether its stdout carries history events; otherwise it is the
     /// program's log and goes to the node's log file with its stderr.
     pub events_on_stdout: bool,
+    /// The node runs programs of the user's that live on the host (an exec
+    /// server, or a worker's exec adapter), started in this working
+    /// directory. Locally that is just the working directory; in Docker the
+    /// container also sees the host's programs and this directory, read-only
+    /// ([`HOST_VIEW`]).
+    pub host_view: Option<PathBuf>,
+    /// How long it gets to stop after SIGTERM at teardown before it is
+    /// killed, when that is shorter than the run's grace.
+    pub stop_grace: Option<std::time::Duration>,
 }
+
+impl NodeSpec {
+    /// Its program and arguments as one line, for errors: leasehold's own
+    /// binary as `leasehold node …`; an argument that is empty or holds a
+    /// space or a quote is quoted.
+    pub fn command_line(&self) -> String {
+        let program = match &self.program {
+            NodeProgram::Leasehold => "leasehold node".to_owned(),
+            NodeProgram::Host(path) => path.display().to_string(),
+        };
+        std::iter::once(program)
+            .chain(self.args.iter().map(|a| {
+                if a.is_empty() || a.contains([' ', '"', '\'', '\t']) {
+                    format!("{a:?}")
+                } else {
+                    a.clone()
+                }
+            }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// How long to wait for it to stop, given the run's `grace`.
+    pub fn grace(&self, grace: std::time::Duration) -> std::time::Duration {
+        self.stop_grace.map_or(grace, |g| g.min(grace))
+    }
+}
+
+/// The host folders a container of a node with a [host view] sees,
+/// read-only, at the same paths: the host's programs and their libraries
+/// (Debian merges `/bin`, `/lib` and `/lib64` into `/usr`; each is mounted
+/// where it exists, as programs name their loader and interpreters by those
+/// paths) and `/opt`. Not `/sbin`, where Docker puts the container's init
+/// (`/usr/sbin` is seen through `/usr`); not `/etc`, `/home`, `/root` or
+/// `/tmp`: a node has its own data folder to write in, and the user's files
+/// are under the working directory.
+///
+/// [host view]: NodeSpec::host_view
+pub const HOST_VIEW: [&str; 5] = ["/usr", "/bin", "/lib", "/lib64", "/opt"];
+
+/// Where a container with a host view looks up a program named without a
+/// `/`: Docker's default `PATH` for images that set none, less `/sbin`.
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/bin";
 
 /// The program a node runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +129,56 @@ pub fn find_program(program: &Program) -> anyhow::Result<NodeProgram> {
     }
 }
 
+/// Where the program of a recipe is, as the node sees it: in a container
+/// ([`find_program_in_container`]) or on this host ([`find_program`]).
+pub fn find_node_program(
+    program: &Program,
+    in_container: bool,
+    cwd: &Path,
+) -> anyhow::Result<NodeProgram> {
+    if in_container {
+        find_program_in_container(program, cwd)
+    } else {
+        find_program(program)
+    }
+}
+
+/// Where the user's program of a recipe is as a container with a host view
+/// of `cwd` sees it: a name is looked up on [`CONTAINER_PATH`] (not the
+/// controller's `PATH`, whose folders the container may not see); a path is
+/// taken from `cwd` and must lie under `cwd` or a [`HOST_VIEW`] folder.
+/// Other programs are found as [`find_program`] finds them.
+pub fn find_program_in_container(program: &Program, cwd: &Path) -> anyhow::Result<NodeProgram> {
+    let Program::User { command, field } = program else {
+        return find_program(program);
+    };
+    let visible = |p: &Path| p.starts_with(cwd) || HOST_VIEW.iter().any(|d| p.starts_with(d));
+    if command.contains('/') {
+        let path = cwd.join(command);
+        if !is_executable(&path) {
+            anyhow::bail!("{command} not found ({field}[0]): no such executable");
+        }
+        if !visible(&path) {
+            anyhow::bail!(
+                "{command} ({field}[0]) is not visible in a container: a node's container sees \
+                 the working directory and the host's {} only",
+                HOST_VIEW.join(", ")
+            );
+        }
+        return Ok(NodeProgram::Host(path));
+    }
+    std::env::split_paths(CONTAINER_PATH)
+        .map(|dir| dir.join(command))
+        .find(|p| is_executable(p))
+        .map(NodeProgram::Host)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{command} not found ({field}[0]) in the container's PATH {CONTAINER_PATH}: \
+                 no such executable"
+            )
+        })
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -111,6 +213,71 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_containers_program_is_looked_up_where_the_container_sees() {
+        let cwd = tempfile::tempdir().unwrap();
+        let user = |command: &str| Program::User {
+            command: command.to_owned(),
+            field: "lock.server.command",
+        };
+        // A name: on the container's PATH, whatever the controller's is.
+        let sh = find_program_in_container(&user("sh"), cwd.path()).unwrap();
+        let NodeProgram::Host(sh) = sh else {
+            panic!("a host program")
+        };
+        assert!(HOST_VIEW.iter().any(|d| sh.starts_with(d)), "{sh:?}");
+        // A path: from the working directory.
+        let script = cwd.path().join("server.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_eq!(
+            find_program_in_container(&user("./server.sh"), cwd.path()).unwrap(),
+            NodeProgram::Host(cwd.path().join("./server.sh"))
+        );
+        // A path the container cannot see.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let hidden = elsewhere.path().join("server.sh");
+        std::fs::copy(&script, &hidden).unwrap();
+        let err = find_program_in_container(&user(hidden.to_str().unwrap()), cwd.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not visible in a container"), "{err}");
+        assert!(
+            find_program_in_container(&user("no-such-program-here"), cwd.path())
+                .unwrap_err()
+                .to_string()
+                .contains("in the container's PATH")
+        );
+    }
+
+    #[test]
+    fn a_node_gets_the_shorter_of_its_own_grace_and_the_runs() {
+        let spec = |stop_grace| NodeSpec {
+            name: "lock1".into(),
+            role: Role::Lock,
+            addr: "127.0.0.1:2379".parse().unwrap(),
+            program: NodeProgram::Leasehold,
+            args: Vec::new(),
+            env: Vec::new(),
+            data_dir: None,
+            probe: None,
+            events_on_stdout: false,
+            host_view: None,
+            stop_grace,
+        };
+        let run = std::time::Duration::from_secs(2);
+        let short = std::time::Duration::from_millis(500);
+        assert_eq!(spec(None).grace(run), run);
+        assert_eq!(spec(Some(short)).grace(run), short);
+        assert_eq!(spec(Some(run * 2)).grace(run), run);
+        // etcd's members are the ones that need it (leadership hand-over).
+        assert_eq!(
+            leasehold_workloads::LockSystem::Etcd.stop_grace(),
+            Some(short)
+        );
+    }
 
     #[test]
     fn flags_are_set_once() {

@@ -200,3 +200,25 @@ fn run_help_explains_every_option() {
         assert!(help.contains(opt), "{opt} missing from:\n{help}");
     }
 }
+
+#[test]
+fn redlock_on_one_node_and_persistence_elsewhere_are_refused() {
+    let redlock = std::fs::read_to_string(example("redlock.yaml")).unwrap();
+    let (code, err) = run_config(Some(&redlock.replace("  nodes: 5", "  nodes: 1")));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:14:10: lock.nodes: redlock takes a majority of independent redis-servers: with 1 node it is plain Redis (service: redis); give 3 or more (5 when absent)");
+    let aof = good().replace(
+        "  service: reference",
+        "  service: reference\n  persistence: aof",
+    );
+    let (code, err) = run_config(Some(&aof));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:10:16: lock.persistence: only service: redis and redlock take a persistence (of their redis-servers); reference keeps its data its own way");
+    let rdb = redlock.replace(
+        "  service: redlock",
+        "  service: redlock\n  persistence: rdb",
+    );
+    let (code, err) = run_config(Some(&rdb));
+    assert_eq!(code, 3);
+    insta::assert_snapshot!(err.trim(), @"error: bad.yaml:14:16: lock.persistence: unknown variant `rdb`, expected `none` or `aof`");
+}

@@ -2,58 +2,30 @@
 //! ones of examples/exec/, started by leasehold and driven over JSON lines.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::*;
-
-/// The repository's root: the examples' relative paths start there.
-fn repo() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
-}
-
-/// `leasehold run --no-progress --seed <seed> --store <store> <extra…> <config>`
-/// started in `cwd`.
-fn run_in(cwd: &Path, store: &Path, config: &Path, seed: u64, extra: &[&str]) -> Output {
-    leasehold()
-        .current_dir(cwd)
-        .args([
-            "run",
-            "--no-progress",
-            "--seed",
-            &seed.to_string(),
-            "--store",
-        ])
-        .arg(store)
-        .args(extra)
-        .arg(config)
-        .output()
-        .unwrap()
-}
 
 /// Runs an exec example from the repository's root, as its comment says, and
 /// checks what every exec run shows: the system, its token, the user's
 /// service's log in the lock node's log.
 fn run_exec_example(name: &str, seed: u64) -> (i32, String, serde_json::Value) {
+    run_exec_example_with(name, seed, &[])
+}
+
+fn run_exec_example_with(
+    name: &str,
+    seed: u64,
+    extra: &[&str],
+) -> (i32, String, serde_json::Value) {
     let store = tempfile::tempdir().unwrap();
-    let out = run_in(&repo(), store.path(), Path::new(name), seed, &[]);
-    let code = out.status.code().expect("exited");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        code == 0 || code == 1,
-        "{name} seed {seed}: exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let out = run_in(&repo(), store.path(), Path::new(name), seed, extra);
     let dir = run_dir_of(store.path());
-    let results = read_json(&dir.join("results.json"));
-    let system = &results["lock_system"];
-    assert_eq!(system["name"], "exec", "{results}");
+    let (code, stdout, results, version) =
+        assert_system_run(&format!("{name} seed {seed}"), &out, &dir, "exec");
+    assert_eq!(version, "unknown (the user's service)");
     assert_eq!(
-        system["token"],
+        results["lock_system"]["token"],
         "whatever the user's service returns as token"
-    );
-    assert!(
-        stdout.contains("system:  exec unknown (the user's service); fencing token: "),
-        "{stdout}"
     );
     // The adapter's stderr is its worker's log; the server's is lock1's.
     let w1 = std::fs::read_to_string(dir.join("nodes/w1.log")).unwrap();
@@ -104,31 +76,7 @@ fn the_fenced_exec_example_is_valid_with_rejections_counted() {
     }
 }
 
-/// An adapter that answers `init` and then misbehaves on the next request
-/// (`garbage`: prints a line that is not JSON; `hang`: never answers; `exit`:
-/// exits without answering), on the first life of any worker's adapter only;
-/// later lives are reflock_client.py.
-const WRAPPER: &str = r#"import json, os, sys, time
-mode, marker, client = sys.argv[1], sys.argv[2], sys.argv[3]
-try:
-    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-except FileExistsError:
-    os.execvp(sys.executable, [sys.executable, client])
-init = json.loads(sys.stdin.readline())
-print(json.dumps({"id": init["id"], "type": "ok"}), flush=True)
-sys.stdin.readline()
-sys.stderr.write("misbehaving on purpose: %s next\n" % mode)
-sys.stderr.flush()
-if mode == "garbage":
-    print("this is not json", flush=True)
-    sys.stdin.read()
-elif mode == "hang":
-    time.sleep(3600)
-else:
-    sys.exit(7)
-"#;
-
-/// Runs the reference service of examples/exec/ with [`WRAPPER`] in `mode`
+/// Runs the reference service of examples/exec/ with [`MISBEHAVING_ADAPTER`] in `mode`
 /// as the adapter: the op the first adapter got ends `info` with `why`, the
 /// worker goes on with a new adapter and is granted again, the run completes
 /// and is checked (valid: storage is fenced), and the node's log says what
@@ -139,7 +87,7 @@ fn misbehaving_adapter_run(mode: &str, why: &str) {
     }
     let dir = tempfile::tempdir().unwrap();
     let wrapper = dir.path().join("misbehave_once.py");
-    std::fs::write(&wrapper, WRAPPER).unwrap();
+    std::fs::write(&wrapper, MISBEHAVING_ADAPTER).unwrap();
     let examples = repo().join("examples/exec");
     let config = dir.path().join(format!("{mode}.yaml"));
     std::fs::write(
@@ -157,41 +105,7 @@ fn misbehaving_adapter_run(mode: &str, why: &str) {
         ),
     )
     .unwrap();
-    let store = dir.path().join("store");
-    let out = run_in(dir.path(), &store, &config, 7, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{mode}: {out:?}");
-    assert!(stdout.starts_with("VALID"), "{mode}: {stdout}");
-    let run = run_dir_of(&store);
-    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
-    let events: Vec<serde_json::Value> = history
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let info = events
-        .iter()
-        .find(|e| e["type"] == "info")
-        .unwrap_or_else(|| panic!("{mode}: the op the adapter failed ends info"));
-    let error = info["error"].as_str().unwrap();
-    assert!(error.contains(why), "{mode}: {info}");
-    // The worker whose adapter broke went on with a new one.
-    let node = info["node"].as_str().unwrap();
-    let later_grants = events
-        .iter()
-        .skip_while(|e| *e != info)
-        .filter(|e| e["node"] == node && e["type"] == "ok" && e["f"] == "acquire")
-        .count();
-    assert!(
-        later_grants >= 1,
-        "{mode}: {node} was granted again after the restart"
-    );
-    let log = std::fs::read_to_string(run.join(format!("nodes/{node}.log"))).unwrap();
-    assert!(
-        log.contains(&format!("misbehaving on purpose: {mode}"))
-            && log.contains("restarting adapter")
-            && log.contains(why),
-        "{mode}: {node}.log says why:\n{log}"
-    );
+    assert_adapter_recovers(dir.path(), &config, mode, why, "acquire");
 }
 
 #[test]
@@ -290,26 +204,57 @@ fn bad_exec_configs_name_the_field_and_where_it_is() {
     );
 }
 
-/// The Docker runtime does not run exec yet: a config error that says why,
-/// from the file and from `--runtime docker` alike.
+/// In Docker the user's server runs in its lock node's container and each
+/// adapter in its worker's, seeing the host's programs (python3) and the
+/// working directory read-only: the same verdicts as locally.
 #[test]
-fn exec_in_docker_is_refused_with_the_reason() {
-    let why = "lock.service: exec nodes run in the local runtime only for now: their \
-               commands are host programs (an interpreter and its library, like python3), \
-               which leasehold does not pack into images; use runtime: local";
-    assert_eq!(
-        config_error(
-            &format!("runtime: docker\nlock:\n  service: exec\n{SERVER}{CLIENT}"),
-            &[]
+fn the_exec_examples_run_in_docker() {
+    if !require_docker() || !require_program("python3", "python3") {
+        return;
+    }
+    for seed in [3, 4] {
+        let (code, stdout, results) =
+            run_exec_example_with("examples/exec/lock.yaml", seed, &["--runtime", "docker"]);
+        assert_eq!(results["runtime"], "docker");
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+        let (code, stdout, results) = run_exec_example_with(
+            "examples/exec/lock-fenced.yaml",
+            seed,
+            &["--runtime", "docker"],
+        );
+        assert_eq!(results["runtime"], "docker");
+        assert_fenced_valid(code, &stdout, &results, seed);
+    }
+}
+
+/// A program a container cannot see is refused before anything starts, with
+/// the field that names it.
+#[test]
+fn an_exec_program_outside_the_containers_view_is_refused_in_docker() {
+    // Not under the working directory of the run (config_error's own).
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("my-lock-server");
+    std::fs::write(&program, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let err = config_error(
+        &format!(
+            "lock:\n  service: exec\n  server:\n    command: [{}]\n{CLIENT}",
+            program.display()
         ),
-        format!("error: bad.yaml:5:12: {why}")
+        &["--runtime", "docker"],
     );
     assert_eq!(
-        config_error(
-            &format!("lock:\n  service: exec\n{SERVER}{CLIENT}"),
-            &["--runtime", "docker"]
-        ),
-        format!("error: bad.yaml:4:12: {why}")
+        err,
+        format!(
+            "error: {} (lock.server.command[0]) is not visible in a container: a node's \
+             container sees the working directory and the host's /usr, /bin, /lib, /lib64, \
+             /opt only",
+            program.display()
+        )
     );
 }
 
@@ -383,4 +328,76 @@ fn the_users_own_service_is_reached_at_its_addresses() {
     );
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     assert!(history.contains(r#""type":"ok","f":"acquire""#));
+}
+
+/// Runs a config whose lock server is `server` (YAML list items) and returns
+/// the failed run's exit code, its summary (on stderr, as a failed run's is)
+/// and the `error` of results.json.
+fn run_broken_server(server: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broken.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "test: exec-broken\nduration: 3s\nlock:\n  service: exec\n  server:\n    \
+             command: [{server}]\n{CLIENT}workload:\n  workers: 1\n  lease: 1s\n  \
+             think: 100ms\n"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let out = run_in(dir.path(), &store, &config, 1, &[]);
+    let results = read_json(&run_dir_of(&store).join("results.json"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        results["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A lock server that exits at start: the run fails (exit 3) before any
+/// worker starts, and the error names the node, the command line it was
+/// started with and the end of its log; the results are still written.
+#[test]
+fn a_server_that_exits_at_start_is_named_with_its_command_and_log() {
+    let (code, summary, error) =
+        run_broken_server(r#"sh, -c, "echo 'cannot serve {port}: on purpose' >&2; exit 4""#);
+    assert_eq!(code, Some(3), "{summary}");
+    assert!(
+        summary.starts_with("ERROR: the run failed: node lock1 exited"),
+        "{summary}"
+    );
+    assert!(
+        error.starts_with("node lock1 exited (exit status: 4) before it was ready; started as: ")
+            && error.contains(r#"sh -c "echo 'cannot serve 7300: on purpose' >&2; exit 4""#)
+            && error.ends_with("its log ends:\n    cannot serve 7300: on purpose"),
+        "{error}"
+    );
+}
+
+/// A lock server that runs but never serves: after the ready limit the run
+/// fails naming the probe, the command line and the log, and the server is
+/// not left running.
+#[test]
+fn a_server_that_never_gets_ready_is_named_and_not_left_running() {
+    let marker = format!("never-ready-{}", std::process::id());
+    let (code, summary, error) = run_broken_server(&format!(
+        r#"python3, -c, "import sys, time; print('never listening', file=sys.stderr, flush=True); time.sleep(3600)", {marker}"#
+    ));
+    assert_eq!(code, Some(3), "{summary}");
+    assert!(
+        error.starts_with("node lock1 was not ready at tcp ")
+            && error.contains("within 10s; started as: ")
+            && error.contains(&marker)
+            && error.ends_with("its log ends:\n    never listening"),
+        "{error}"
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "the server was stopped");
 }

@@ -132,7 +132,10 @@ fn second_signal_mid_pause(example: &str, seed: u64) -> String {
         "{example}: {:?}, stderr:\n{stderr}",
         out.status
     );
-    assert!(stderr.contains("stopping now"), "{example}: stderr:\n{stderr}");
+    assert!(
+        stderr.contains("stopping now"),
+        "{example}: stderr:\n{stderr}"
+    );
     // Checked before cleanup runs: the hurried exit itself resumed them.
     assert_eq!(
         stopped_processes(&run_id),

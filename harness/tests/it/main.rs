@@ -13,10 +13,12 @@ mod interrupt;
 mod nemesis;
 mod pipes;
 mod redis;
+mod redlock;
+mod storage;
 mod vacuous;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -272,4 +274,154 @@ pub fn assert_missing_server_is_one_line(example_name: &str, binary: &str, packa
         !store.exists(),
         "{example_name}: nothing started: no run folder"
     );
+}
+
+/// An exec adapter (lock or storage) that answers `init` and then misbehaves
+/// on the next request (`garbage`: prints a line that is not JSON; `hang`:
+/// never answers; `exit`: exits without answering), in the first life of any
+/// adapter of the run only: every later one (the restarted adapter, the
+/// other workers', the final reads') execs the real adapter. Arguments:
+/// mode, a marker file that is created by the first life, the real adapter.
+pub const MISBEHAVING_ADAPTER: &str = r#"import json, os, sys, time
+mode, marker, client = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+except FileExistsError:
+    os.execvp(sys.executable, [sys.executable, client])
+init = json.loads(sys.stdin.readline())
+print(json.dumps({"id": init["id"], "type": "ok"}), flush=True)
+sys.stdin.readline()
+sys.stderr.write("misbehaving on purpose: %s next\n" % mode)
+sys.stderr.flush()
+if mode == "garbage":
+    print("this is not json", flush=True)
+    sys.stdin.read()
+elif mode == "hang":
+    time.sleep(3600)
+else:
+    sys.exit(7)
+"#;
+
+/// The repository's root: the examples' relative paths start there.
+pub fn repo() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+}
+
+/// `leasehold run --no-progress --seed <seed> --store <store> <extra…> <config>`
+/// started in `cwd`.
+pub fn run_in(cwd: &Path, store: &Path, config: &Path, seed: u64, extra: &[&str]) -> Output {
+    leasehold()
+        .current_dir(cwd)
+        .args([
+            "run",
+            "--no-progress",
+            "--seed",
+            &seed.to_string(),
+            "--store",
+        ])
+        .arg(store)
+        .args(extra)
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// What every run of a lock-system example shows: it exits 0 or 1, and the
+/// summary and results.json name `system`, the version its server reports
+/// and what its token is. Returns the exit code, the summary, results.json
+/// and the version.
+pub fn assert_system_run(
+    what: &str,
+    out: &Output,
+    dir: &Path,
+    system: &str,
+) -> (i32, String, serde_json::Value, String) {
+    let code = out.status.code().expect("exited");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        code == 0 || code == 1,
+        "{what}: exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = read_json(&dir.join("results.json"));
+    let named = &results["lock_system"];
+    assert_eq!(named["name"], system, "{what}: {results}");
+    let version = named["version"].as_str().unwrap().to_owned();
+    let token = named["token"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "system:  {system} {version}; fencing token: {token}"
+        )),
+        "{what}: the summary names the system, its version and its token:\n{stdout}"
+    );
+    (code, stdout, results, version)
+}
+
+/// The validity of the check `name` in results.json.
+pub fn check_validity<'a>(results: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &results["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("a {name} check: {results}"))["validity"]
+}
+
+/// Runs `config` (written in `dir`, which makes its first adapter a
+/// [`MISBEHAVING_ADAPTER`] in `mode`) and asserts that the op `f` that
+/// adapter got ends `info` with `why`, that its worker then completes an `f`
+/// through a new adapter, that the run completes VALID, and that the
+/// worker's log says what happened. Returns the run folder.
+pub fn assert_adapter_recovers(
+    dir: &Path,
+    config: &Path,
+    mode: &str,
+    why: &str,
+    f: &str,
+) -> PathBuf {
+    let store = dir.join("store");
+    let out = run_in(dir, &store, config, 7, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{mode}: {out:?}");
+    assert!(stdout.starts_with("VALID"), "{mode}: {stdout}");
+    let run = run_dir_of(&store);
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The worker whose first adapter misbehaved says so in its log.
+    let log_of = |node: &str| {
+        std::fs::read_to_string(run.join(format!("nodes/{node}.log"))).unwrap_or_default()
+    };
+    let marker = format!("misbehaving on purpose: {mode}");
+    let info = events
+        .iter()
+        .find(|e| {
+            e["type"] == "info"
+                && e["f"] == f
+                && e["node"]
+                    .as_str()
+                    .is_some_and(|n| log_of(n).contains(&marker))
+        })
+        .unwrap_or_else(|| panic!("{mode}: the {f} the adapter failed ends info:\n{history}"));
+    let error = info["error"].as_str().unwrap();
+    assert!(error.contains(why), "{mode}: {info}");
+    // That worker went on with a new adapter.
+    let node = info["node"].as_str().unwrap();
+    let later = events
+        .iter()
+        .skip_while(|e| *e != info)
+        .filter(|e| e["node"] == node && e["type"] == "ok" && e["f"] == f)
+        .count();
+    assert!(
+        later >= 1,
+        "{mode}: {node} completed a {f} after the restart"
+    );
+    let log = log_of(node);
+    assert!(
+        log.contains("restarting adapter") && log.contains(why),
+        "{mode}: {node}.log says why:\n{log}"
+    );
+    run
 }

@@ -10,36 +10,15 @@ use crate::*;
 fn run_redis(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::Value) {
     let store = tempfile::tempdir().unwrap();
     let (out, dir) = run_example_in(store.path(), name, seed, extra);
-    let code = out.status.code().expect("exited");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        code == 0 || code == 1,
-        "{name} seed {seed}: exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let results = read_json(&dir.join("results.json"));
-    let system = &results["lock_system"];
-    assert_eq!(system["name"], "redis", "{results}");
-    let version = system["version"].as_str().unwrap();
+    let (code, stdout, results, version) =
+        assert_system_run(&format!("{name} seed {seed}"), &out, &dir, "redis");
     assert!(version.starts_with("7.0."), "redis 7.0.x, not {version:?}");
-    assert!(
-        system["token"].as_str().unwrap().contains("INCR"),
-        "{system}"
-    );
-    assert!(
-        stdout.contains(&format!("system:  redis {version}; fencing token: ")),
-        "the summary names the system and its version:\n{stdout}"
-    );
+    let token = results["lock_system"]["token"].as_str().unwrap();
+    assert!(token.contains("INCR"), "{token}");
     // The server's own log is the node's log, not lost and not taken for events.
     let log = std::fs::read_to_string(dir.join("nodes/lock1.log")).unwrap();
     assert!(log.contains("Redis version=7.0."), "lock1.log:\n{log}");
-    let grants = results["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "token-order")
-        .expect("a token-order check");
-    assert_eq!(grants["validity"], "valid", "{grants}");
+    assert_eq!(check_validity(&results, "token-order"), "valid");
     (code, stdout, results)
 }
 
@@ -71,14 +50,17 @@ fn redis_examples_run_in_docker() {
     if !require_program("redis-server", "redis-server") || !require_docker() {
         return;
     }
-    let (code, stdout, results) = run_redis("redis.yaml", 31, &["--runtime", "docker"]);
-    assert_unfenced_invalid(code, &stdout, &results, 31);
-    assert_eq!(results["runtime"], "docker");
-    for node in results["nodes"].as_array().unwrap() {
-        assert!(!node["addr"].as_str().unwrap().starts_with("127."));
+    for seed in [31, 32] {
+        let (code, stdout, results) = run_redis("redis.yaml", seed, &["--runtime", "docker"]);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+        assert_eq!(results["runtime"], "docker");
+        for node in results["nodes"].as_array().unwrap() {
+            assert!(!node["addr"].as_str().unwrap().starts_with("127."));
+        }
+        let (code, stdout, results) =
+            run_redis("redis-fenced.yaml", seed + 2, &["--runtime", "docker"]);
+        assert_fenced_valid(code, &stdout, &results, seed + 2);
     }
-    let (code, stdout, results) = run_redis("redis-fenced.yaml", 32, &["--runtime", "docker"]);
-    assert_fenced_valid(code, &stdout, &results, 32);
 }
 
 #[test]

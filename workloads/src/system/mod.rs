@@ -1,5 +1,5 @@
 //! Lock systems: everything leasehold knows about one lock implementation, one
-//! module each ([`reference`], [`redis`], [`etcd`], [`exec`]).
+//! module each ([`reference`], [`redis`], [`redlock`], [`etcd`], [`exec`]).
 //!
 //! A system gives
 //!
@@ -19,6 +19,7 @@
 pub mod etcd;
 pub mod exec;
 pub mod redis;
+pub mod redlock;
 pub mod reference;
 
 use std::net::SocketAddr;
@@ -38,11 +39,35 @@ pub enum LockSystem {
     Reference,
     /// One `redis-server` (Redis 7) per lock node, locked by Lua scripts.
     Redis,
+    /// Redlock: N independent `redis-server`s, locked by a majority of them
+    /// ([`redlock`]).
+    Redlock,
     /// An etcd 3.4 cluster, one member per lock node, locked by its Lock API.
     Etcd,
     /// The user's own lock service and adapter (`lock.server`, `lock.client`),
     /// driven over JSON lines ([`exec`]).
     Exec,
+}
+
+/// What a run's config says about its lock system beyond its name: the
+/// settings some systems take. Each system reads its own and ignores the
+/// rest; the config refuses a setting given to a system that has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockOptions {
+    /// exec: the user's server (`lock.server`). `None` for other systems, and
+    /// for exec when the user runs the service and leasehold starts no lock
+    /// node.
+    pub exec: Option<exec::ExecServer>,
+    /// redis and redlock: what each `redis-server` keeps on disk
+    /// (`lock.persistence`).
+    pub persistence: redis::Persistence,
+}
+
+impl LockOptions {
+    /// The exec server, or one with no command on exec's default port.
+    fn exec_server(&self) -> exec::ExecServer {
+        self.exec.clone().unwrap_or_default()
+    }
 }
 
 /// Where lock node *i* of a run lives, as a recipe needs it.
@@ -153,9 +178,10 @@ pub struct ServerRecipe {
 
 impl LockSystem {
     /// Every system, in the order of the docs.
-    pub const ALL: [LockSystem; 4] = [
+    pub const ALL: [LockSystem; 5] = [
         LockSystem::Reference,
         LockSystem::Redis,
+        LockSystem::Redlock,
         LockSystem::Etcd,
         LockSystem::Exec,
     ];
@@ -165,6 +191,7 @@ impl LockSystem {
         match self {
             LockSystem::Reference => "reference",
             LockSystem::Redis => "redis",
+            LockSystem::Redlock => "redlock",
             LockSystem::Etcd => "etcd",
             LockSystem::Exec => "exec",
         }
@@ -176,34 +203,41 @@ impl LockSystem {
     }
 
     /// The port its servers listen on when they have an address of their own.
-    pub fn port(self) -> u16 {
+    pub fn port(self, options: &LockOptions) -> u16 {
         match self {
             LockSystem::Reference => reference::PORT,
             LockSystem::Redis => redis::PORT,
+            LockSystem::Redlock => redlock::PORT,
             LockSystem::Etcd => etcd::PORT,
-            LockSystem::Exec => exec::PORT,
+            LockSystem::Exec => options.exec_server().port,
         }
     }
 
     /// The program its servers run (known without planning a node).
-    pub fn program(self) -> Program {
+    pub fn program(self, options: &LockOptions) -> Program {
         match self {
             LockSystem::Reference => Program::Leasehold,
             LockSystem::Redis => redis::PROGRAM,
+            LockSystem::Redlock => redlock::PROGRAM,
             LockSystem::Etcd => etcd::PROGRAM,
-            // The program is the config's: [`exec::program`] of it.
-            LockSystem::Exec => exec::program(&exec::ExecServer::default()),
+            LockSystem::Exec => exec::program(&options.exec_server()),
         }
     }
 
     /// How lock node `i` (0-based) of `n` starts.
-    pub fn recipe(self, i: usize, n: usize, node: &NodeAddrs) -> ServerRecipe {
+    pub fn recipe(
+        self,
+        i: usize,
+        n: usize,
+        node: &NodeAddrs,
+        options: &LockOptions,
+    ) -> ServerRecipe {
         match self {
             LockSystem::Reference => reference::recipe(i, n, node),
-            LockSystem::Redis => redis::recipe(i, n, node),
+            LockSystem::Redis => redis::recipe(options.persistence, node),
+            LockSystem::Redlock => redlock::recipe(options.persistence, node),
             LockSystem::Etcd => etcd::recipe(i, n, node),
-            // Without the config's command: [`exec::recipe`] of it.
-            LockSystem::Exec => exec::recipe(&exec::ExecServer::default(), i, n, node),
+            LockSystem::Exec => exec::recipe(&options.exec_server(), i, n, node),
         }
     }
 
@@ -212,6 +246,7 @@ impl LockSystem {
         match self {
             LockSystem::Reference => reference::TOKEN,
             LockSystem::Redis => redis::TOKEN,
+            LockSystem::Redlock => redlock::TOKEN,
             LockSystem::Etcd => etcd::TOKEN,
             LockSystem::Exec => exec::TOKEN,
         }
@@ -226,6 +261,7 @@ impl LockSystem {
         match self {
             LockSystem::Reference => Ok(reference::version()),
             LockSystem::Redis => redis::server_version(addr, timeout).await,
+            LockSystem::Redlock => redlock::server_version(addr, timeout).await,
             LockSystem::Etcd => etcd::server_version(addr, timeout).await,
             LockSystem::Exec => Ok(exec::VERSION.to_owned()),
         }
@@ -237,6 +273,17 @@ impl LockSystem {
     pub fn peer_port(self) -> Option<u16> {
         match self {
             LockSystem::Etcd => Some(etcd::PEER_PORT),
+            _ => None,
+        }
+    }
+
+    /// How long its servers get, after SIGTERM at the end of a run, before
+    /// they are killed; `None`: the run's grace. etcd gets little: a member
+    /// told to stop hands its leadership over to a peer that is stopping too
+    /// and then campaigns for seconds, and the run throws its data away.
+    pub fn stop_grace(self) -> Option<Duration> {
+        match self {
+            LockSystem::Etcd => Some(Duration::from_millis(500)),
             _ => None,
         }
     }
@@ -268,6 +315,9 @@ impl LockSystem {
             LockSystem::Redis => SystemClient::Redis(Box::new(redis::RedisLockClient::new(
                 first, client, timeout,
             )?)),
+            LockSystem::Redlock => SystemClient::Redlock(Box::new(redlock::RedlockClient::new(
+                lock_addrs, client, timeout,
+            )?)),
             LockSystem::Etcd => SystemClient::Etcd(Box::new(etcd::client(lock_addrs, timeout)?)),
             // The adapter is a program to start: [`exec::client`].
             LockSystem::Exec => return Err(ClientError::NeedsCommand { system: "exec" }),
@@ -288,6 +338,8 @@ pub enum SystemClient {
     Reference(ReferenceLockClient),
     /// The Redis client.
     Redis(Box<redis::RedisLockClient>),
+    /// The Redlock client, over every lock node.
+    Redlock(Box<redlock::RedlockClient>),
     /// The etcd client.
     Etcd(Box<crate::EtcdLockClient>),
     /// The user's adapter, driven over JSON lines.
@@ -299,6 +351,7 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.service(),
             SystemClient::Redis(c) => c.service(),
+            SystemClient::Redlock(c) => c.service(),
             SystemClient::Etcd(c) => c.service(),
             SystemClient::Exec(c) => c.service(),
         }
@@ -308,6 +361,7 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.acquire(lock, ttl).await,
             SystemClient::Redis(c) => c.acquire(lock, ttl).await,
+            SystemClient::Redlock(c) => c.acquire(lock, ttl).await,
             SystemClient::Etcd(c) => c.acquire(lock, ttl).await,
             SystemClient::Exec(c) => c.acquire(lock, ttl).await,
         }
@@ -317,6 +371,7 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.renew(lock, token, ttl).await,
             SystemClient::Redis(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Redlock(c) => c.renew(lock, token, ttl).await,
             SystemClient::Etcd(c) => c.renew(lock, token, ttl).await,
             SystemClient::Exec(c) => c.renew(lock, token, ttl).await,
         }
@@ -326,6 +381,7 @@ impl LockClient for SystemClient {
         match self {
             SystemClient::Reference(c) => c.release(lock, token).await,
             SystemClient::Redis(c) => c.release(lock, token).await,
+            SystemClient::Redlock(c) => c.release(lock, token).await,
             SystemClient::Etcd(c) => c.release(lock, token).await,
             SystemClient::Exec(c) => c.release(lock, token).await,
         }

@@ -1,5 +1,6 @@
 //! Redis 7: one `redis-server` per lock node, started by leasehold with
-//! persistence off, locked with Lua scripts through the `redis` crate.
+//! persistence off unless the config says otherwise ([`Persistence`]), locked
+//! with Lua scripts through the `redis` crate.
 //!
 //! - **Acquire** is one script: `SET <lock> <client> NX PX <ttl>`; when it set
 //!   the key, `INCR <fence>` and store `<client>:<token>` as the value (the TTL
@@ -11,6 +12,9 @@
 //!   in the same script that takes the lock, so tokens grow with grants. With
 //!   persistence off a restarted server starts the counter again from 1: a kill
 //!   of the lock node makes tokens go backwards (the token checks see it).
+//!   With [`Persistence::Aof`] (`appendonly yes`, `appendfsync always`) every
+//!   write reaches the disk before the reply, so the counter (and a lock key
+//!   whose TTL has not passed) survives a kill and tokens keep growing.
 //! - **Lease**: the key's `PX` TTL, counted by the server from when it ran the
 //!   script; the client counts it from when it sent the request.
 //! - **A pause of the holder**: the key expires, another client takes the lock
@@ -61,7 +65,7 @@ return token
 ";
 
 /// Compare-and-`PEXPIRE`.
-const RENEW: &str = r"
+pub(crate) const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -69,34 +73,66 @@ return 0
 ";
 
 /// Compare-and-`DEL`.
-const RELEASE: &str = r"
+pub(crate) const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 ";
 
-/// Its recipe: `redis-server --bind <host> --port <port> --dir <data_dir>`,
-/// persistence off, in the foreground.
-pub fn recipe(_i: usize, _n: usize, node: &NodeAddrs) -> ServerRecipe {
-    let args = [
-        "--bind",
-        &node.addr.ip().to_string(),
-        "--port",
-        &node.addr.port().to_string(),
-        "--dir",
-        &node.data_dir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "no",
-        "--daemonize",
-        "no",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+/// What a `redis-server` keeps on disk across a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Persistence {
+    /// Nothing (`save ""`, `appendonly no`): a restarted server is empty, its
+    /// fence counters start again from 1.
+    #[default]
+    None,
+    /// The append-only file, fsynced before every reply (`appendonly yes`,
+    /// `appendfsync always`): a restarted server replays it, so fence
+    /// counters survive a kill. RDB snapshots stay off.
+    Aof,
+}
+
+impl Persistence {
+    /// Its name as the config spells it (`none`, `aof`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Persistence::None => "none",
+            Persistence::Aof => "aof",
+        }
+    }
+
+    /// The `redis-server` arguments that set it.
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Persistence::None => &["--save", "", "--appendonly", "no"],
+            Persistence::Aof => &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        }
+    }
+}
+
+/// Its recipe: `redis-server --bind <host> --port <port> --dir <data_dir>`
+/// in the foreground, with the persistence the config asks for (off by
+/// default).
+pub fn recipe(persistence: Persistence, node: &NodeAddrs) -> ServerRecipe {
+    let host = node.addr.ip().to_string();
+    let port = node.addr.port().to_string();
+    let mut args: Vec<String> = ["--bind", &host, "--port", &port, "--dir", &node.data_dir]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(persistence.args().iter().map(|a| (*a).to_owned()));
+    args.extend(
+        ["--protected-mode", "no", "--daemonize", "no"]
+            .iter()
+            .map(|a| (*a).to_owned()),
+    );
     ServerRecipe {
         program: PROGRAM,
         args,
@@ -130,49 +166,23 @@ pub async fn server_version(addr: SocketAddr, timeout: Duration) -> Result<Strin
         .ok_or_else(|| format!("INFO server at {addr} has no redis_version"))
 }
 
-fn config(timeout: Duration) -> AsyncConnectionConfig {
+pub(crate) fn config(timeout: Duration) -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
 }
 
-/// A client of one `redis-server`, acting as `client`.
-pub struct RedisLockClient {
+/// A connection to one `redis-server` that runs scripts, made when first
+/// needed and dropped after a timeout or a broken connection (the next script
+/// connects again). Shared by the Redis client and Redlock's, one per node.
+pub(crate) struct RedisNode {
     redis: redis::Client,
-    client: String,
-    timeout: Duration,
     con: Option<MultiplexedConnection>,
-    acquire: Script,
-    renew: Script,
-    release: Script,
 }
 
-impl std::fmt::Debug for RedisLockClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLockClient")
-            .field("client", &self.client)
-            .field("timeout", &self.timeout)
-            .field("connected", &self.con.is_some())
-            .finish()
-    }
-}
-
-/// The key of lock `lock`, and of its fence counter.
-fn keys(lock: &str) -> (String, String) {
-    (
-        format!("leasehold:lock:{lock}"),
-        format!("leasehold:fence:{lock}"),
-    )
-}
-
-fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-impl RedisLockClient {
-    /// `addr` is `host:port` of the server; `client` the name it is known by;
-    /// `timeout` bounds each operation from connect to reply.
-    pub fn new(addr: &str, client: &str, timeout: Duration) -> Result<Self, ClientError> {
+impl RedisNode {
+    /// A node at `addr` (`host:port`); nothing is connected yet.
+    pub(crate) fn new(addr: &str) -> Result<Self, ClientError> {
         let bad = |reason: String| ClientError::BadAddress {
             addr: addr.to_owned(),
             reason,
@@ -180,36 +190,29 @@ impl RedisLockClient {
         addr.parse::<SocketAddr>().map_err(|e| bad(e.to_string()))?;
         let redis =
             redis::Client::open(format!("redis://{addr}/")).map_err(|e| bad(e.to_string()))?;
-        Ok(RedisLockClient {
-            redis,
-            client: client.to_owned(),
-            timeout,
-            con: None,
-            acquire: Script::new(ACQUIRE),
-            renew: Script::new(RENEW),
-            release: Script::new(RELEASE),
-        })
+        Ok(RedisNode { redis, con: None })
     }
 
-    /// The value stored in the lock key while `token` is held by this client.
-    fn value(&self, token: u64) -> String {
-        format!("{}:{token}", self.client)
+    /// Whether a connection is open now.
+    pub(crate) fn connected(&self) -> bool {
+        self.con.is_some()
     }
 
-    /// Runs `script` once within the timeout. A connection that cannot be
-    /// made is `Fail` (nothing was sent); a timeout or an error after sending
-    /// is `Info`, and the connection is dropped.
-    async fn run(
+    /// Runs `script` once within `timeout`, from connect to reply. A
+    /// connection that cannot be made is `Fail` (nothing was sent); a timeout
+    /// or an error after sending is `Info`, and the connection is dropped.
+    pub(crate) async fn invoke(
         &mut self,
-        which: Which,
+        script: &Script,
         keys: &[&str],
         args: &[String],
+        timeout: Duration,
     ) -> Completion<redis::Value> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut con = match self.con.take() {
             Some(c) => c,
             None => {
-                let cfg = config(self.timeout);
+                let cfg = config(timeout);
                 let connect = self
                     .redis
                     .get_multiplexed_async_connection_with_config(&cfg);
@@ -219,11 +222,6 @@ impl RedisLockClient {
                     Err(_) => return Completion::Fail("cannot connect: timeout".into()),
                 }
             }
-        };
-        let script = match which {
-            Which::Acquire => &self.acquire,
-            Which::Renew => &self.renew,
-            Which::Release => &self.release,
         };
         let mut invocation = script.prepare_invoke();
         for k in keys {
@@ -243,6 +241,74 @@ impl RedisLockClient {
             Ok(Err(e)) => classify(&e, con, &mut self.con),
             Err(_) => Completion::Info("timeout".into()),
         }
+    }
+}
+
+/// A client of one `redis-server`, acting as `client`.
+pub struct RedisLockClient {
+    node: RedisNode,
+    client: String,
+    timeout: Duration,
+    acquire: Script,
+    renew: Script,
+    release: Script,
+}
+
+impl std::fmt::Debug for RedisLockClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLockClient")
+            .field("client", &self.client)
+            .field("timeout", &self.timeout)
+            .field("connected", &self.node.connected())
+            .finish()
+    }
+}
+
+/// The key of lock `lock`, and of its fence counter.
+pub(crate) fn keys(lock: &str) -> (String, String) {
+    (
+        format!("leasehold:lock:{lock}"),
+        format!("leasehold:fence:{lock}"),
+    )
+}
+
+/// A TTL in whole milliseconds, at least 1 (`PX 0` is an error).
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisLockClient {
+    /// `addr` is `host:port` of the server; `client` the name it is known by;
+    /// `timeout` bounds each operation from connect to reply.
+    pub fn new(addr: &str, client: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(RedisLockClient {
+            node: RedisNode::new(addr)?,
+            client: client.to_owned(),
+            timeout,
+            acquire: Script::new(ACQUIRE),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+        })
+    }
+
+    /// The value stored in the lock key while `token` is held by this client.
+    fn value(&self, token: u64) -> String {
+        format!("{}:{token}", self.client)
+    }
+
+    /// Runs one of the scripts once within the timeout ([`RedisNode::invoke`]).
+    async fn run(
+        &mut self,
+        which: Which,
+        keys: &[&str],
+        args: &[String],
+    ) -> Completion<redis::Value> {
+        let script = match which {
+            Which::Acquire => &self.acquire,
+            Which::Renew => &self.renew,
+            Which::Release => &self.release,
+        };
+        self.node.invoke(script, keys, args, self.timeout).await
     }
 }
 
@@ -329,7 +395,7 @@ mod tests {
             cluster: Vec::new(),
             data_dir: "/data".into(),
         };
-        let r = recipe(0, 1, &node);
+        let r = recipe(Persistence::default(), &node);
         assert_eq!(r.program, PROGRAM);
         assert_eq!(
             r.args,
@@ -352,6 +418,27 @@ mod tests {
         );
         assert_eq!(r.probe, Probe::RedisPing);
         assert!(!r.events_on_stdout, "redis-server's stdout is its log");
+    }
+
+    #[test]
+    fn aof_persistence_fsyncs_every_write_and_keeps_rdb_off() {
+        let node = NodeAddrs {
+            name: "lock1".into(),
+            addr: "127.0.0.1:7000".parse().unwrap(),
+            peers: vec!["127.0.0.1:7000".parse().unwrap()],
+            cluster: Vec::new(),
+            data_dir: "/data".into(),
+        };
+        assert_eq!(Persistence::default(), Persistence::None);
+        let args = recipe(Persistence::Aof, &node).args;
+        let pair = |flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(pair("--appendonly"), "yes");
+        assert_eq!(pair("--appendfsync"), "always");
+        assert_eq!(pair("--save"), "");
+        assert_eq!(pair("--dir"), "/data");
     }
 
     #[test]

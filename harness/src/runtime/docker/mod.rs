@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -42,9 +42,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Subnet;
 use crate::machine::Cleaned;
 use crate::registry;
-use crate::runtime::control::{ImageOf, NodeControl, Runtime};
+use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
-use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
+use crate::runtime::spec::{CONTAINER_PATH, HOST_VIEW, NodeProgram, NodeSpec, set_flags};
 use crate::runtime::subnet::reserve_subnet;
 
 /// The label with the run's id, on every container and network of the run.
@@ -407,17 +407,10 @@ impl Runtime for DockerRuntime {
         Box::pin(self.start_all(plans))
     }
 
-    fn endpoint(
-        &self,
-        name: &str,
-    ) -> Option<(
-        std::net::SocketAddr,
-        PathBuf,
-        Option<leasehold_workloads::Probe>,
-    )> {
+    fn endpoint(&self, name: &str) -> Option<Endpoint> {
         self.nodes
             .get(name)
-            .map(|n| (n.spec.addr, n.log.clone(), n.spec.probe.clone()))
+            .map(|n| Endpoint::of(&n.spec, n.log.clone()))
     }
 
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
@@ -459,11 +452,12 @@ impl Runtime for DockerRuntime {
                     signal_all(n.pid, Signal::SIGTERM);
                 }
             }
-            let deadline = Instant::now() + grace;
+            let asked = Instant::now();
             for name in names {
                 let Some(n) = self.nodes.get(name) else {
                     continue;
                 };
+                let deadline = asked + n.spec.grace(grace);
                 // The process table tells sooner than the engine that it is gone.
                 while n.pid > 0
                     && leasehold_nemesis::proc_state(n.pid) != leasehold_nemesis::ProcState::Gone
@@ -535,16 +529,32 @@ async fn start_container(
         (LABEL_ROLE.to_owned(), spec.role.to_string()),
     ]);
     // Any recipe starts the same way: the image's entrypoint is its program;
-    // leasehold's own image is told `node …`.
-    let mut cmd = match spec.program {
-        NodeProgram::Leasehold => vec!["node".to_owned()],
-        NodeProgram::Host(_) => Vec::new(),
+    // leasehold's own image is told `node …`. A user's program seen through
+    // the host view is the entrypoint itself, in leasehold's image.
+    let mut entrypoint = None;
+    let mut cmd = match (&spec.program, &spec.host_view) {
+        (NodeProgram::Leasehold, _) => vec!["node".to_owned()],
+        (NodeProgram::Host(program), Some(_)) => {
+            entrypoint = Some(vec![program.display().to_string()]);
+            Vec::new()
+        }
+        (NodeProgram::Host(_), None) => Vec::new(),
     };
     cmd.extend(spec.args.iter().cloned());
     let mut env: Vec<String> = std::env::var("RUST_LOG")
         .map(|v| vec![format!("RUST_LOG={v}")])
         .unwrap_or_default();
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut binds: Vec<String> = plan
+        .data_dir
+        .iter()
+        .map(|d| format!("{}:{DATA_MOUNT}", d.display()))
+        .collect();
+    if let Some(cwd) = &spec.host_view {
+        binds.extend(host_view_binds(cwd));
+        // The adapter a worker starts is looked up where it was planned.
+        env.push(format!("PATH={CONTAINER_PATH}"));
+    }
     let endpoint = EndpointSettings {
         ipam_config: Some(EndpointIpamConfig {
             ipv4_address: Some(spec.addr.ip().to_string()),
@@ -554,7 +564,9 @@ async fn start_container(
     };
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
+        entrypoint,
         cmd: Some(cmd),
+        working_dir: spec.host_view.as_ref().map(|d| d.display().to_string()),
         env: Some(env),
         labels: Some(labels),
         hostname: Some(spec.name.clone()),
@@ -564,10 +576,7 @@ async fn start_container(
             // handler (PID 1 ignores unhandled signals).
             init: Some(true),
             network_mode: Some(network.to_owned()),
-            binds: plan
-                .data_dir
-                .as_ref()
-                .map(|d| vec![format!("{}:{DATA_MOUNT}", d.display())]),
+            binds: (!binds.is_empty()).then_some(binds),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -595,6 +604,18 @@ async fn start_container(
         .filter(|p| *p > 0)
         .unwrap_or(0) as i32;
     Ok((name, pid))
+}
+
+/// The read-only bind mounts of a host view of `cwd`: each [`HOST_VIEW`]
+/// folder the host has, at its own path, and `cwd`.
+fn host_view_binds(cwd: &Path) -> Vec<String> {
+    HOST_VIEW
+        .iter()
+        .map(Path::new)
+        .filter(|d| d.exists())
+        .chain(std::iter::once(cwd))
+        .map(|d| format!("{0}:{0}:ro", d.display()))
+        .collect()
 }
 
 async fn remove_container(docker: &Docker, name: &str) {

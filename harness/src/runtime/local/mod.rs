@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::task::TaskTracker;
 
-use crate::runtime::control::{ImageOf, NodeControl, Runtime};
+use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::local::netns::NetnsNet;
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
 use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
@@ -272,17 +272,10 @@ impl Runtime for LocalRuntime {
         })
     }
 
-    fn endpoint(
-        &self,
-        name: &str,
-    ) -> Option<(
-        std::net::SocketAddr,
-        PathBuf,
-        Option<leasehold_workloads::Probe>,
-    )> {
+    fn endpoint(&self, name: &str) -> Option<Endpoint> {
         self.nodes
             .get(name)
-            .map(|n| (n.spec.addr, n.log.clone(), n.spec.probe.clone()))
+            .map(|n| Endpoint::of(&n.spec, n.log.clone()))
     }
 
     fn exited<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
@@ -320,7 +313,7 @@ impl Runtime for LocalRuntime {
                     let _ = killpg(pg, Signal::SIGTERM);
                 }
             }
-            let deadline = tokio::time::Instant::now() + grace;
+            let asked = tokio::time::Instant::now();
             for name in names {
                 let Some(mut n) = self.nodes.remove(name) else {
                     continue;
@@ -329,11 +322,12 @@ impl Runtime for LocalRuntime {
                     // Killed and reaped already.
                     continue;
                 };
+                let deadline = asked + n.spec.grace(grace);
                 if tokio::time::timeout_at(deadline, n.child.wait())
                     .await
                     .is_err()
                 {
-                    tracing::warn!(node = %name, "did not stop in time: killing it");
+                    tracing::info!(node = %name, "did not stop in time: killing it");
                     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                     let _ = n.child.wait().await;
                 }
