@@ -1,5 +1,6 @@
 //! `leasehold bench`: the harness's own speed, printed as figures.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
@@ -9,6 +10,7 @@ use clap::{Args, Subcommand};
 use leasehold_nemesis::{NodeFacts, Role, Topology, grudge, partition};
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
+use leasehold_workloads::LockSystem;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +22,11 @@ use crate::registry;
 use crate::run::collector::Collector;
 use crate::run::context::{READY_LIMIT, RunContext};
 use crate::run::setup::{NodeImages, setup};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, find_program};
 
+mod adapter;
+
+/// `leasehold bench`: what to measure.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -40,10 +45,23 @@ struct ClusterArgs {
     /// `local` or `docker`.
     #[arg(long, default_value = "docker")]
     runtime: String,
-    /// Nodes in the cluster: one lock node, one storage node, the rest workers.
-    #[arg(long, default_value_t = 7)]
-    nodes: u32,
-    /// How many pauses to time.
+    /// The lock system to start and to time through its adapter
+    /// (a `lock.service` name: reference, redis, etcd, …). Without it: a
+    /// reference lock node and no adapter timing.
+    #[arg(long)]
+    lock: Option<String>,
+    /// Without --lock: nodes in the cluster, one lock node, one storage node
+    /// and the rest workers (default 7, at least 3). With --lock: the number
+    /// of lock nodes (default: the system's own, as for a config without
+    /// `lock.nodes`), beside which one storage node and one worker are
+    /// started.
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// With --lock: how many acquire -> renew -> release sequences to time
+    /// through the system's adapter, and as many of the raw calls.
+    #[arg(long, default_value_t = 200, requires = "lock")]
+    ops: usize,
+    /// How many pauses (of a worker) to time.
     #[arg(long, default_value_t = 100)]
     pauses: usize,
     /// How many partitions (random halves) and heals to time; needs root.
@@ -66,20 +84,83 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cluster_config(runtime: &str, nodes: u32) -> anyhow::Result<Config> {
-    anyhow::ensure!(
-        nodes >= 3,
-        "a cluster needs at least 3 nodes (lock, storage, a worker)"
-    );
+/// The nodes a bench starts: which lock system, how many of each role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shape {
+    /// The lock system, when its adapter is timed (`--lock`).
+    lock: Option<LockSystem>,
+    /// Lock nodes; None: the system's default (`lock.nodes` left out).
+    lock_nodes: Option<u32>,
+    workers: u32,
+}
+
+impl Shape {
+    /// What `--lock` and `--nodes` ask for (see their help).
+    fn of(lock: Option<&str>, nodes: Option<u32>) -> anyhow::Result<Shape> {
+        match lock {
+            None => {
+                let nodes = nodes.unwrap_or(7);
+                anyhow::ensure!(
+                    nodes >= 3,
+                    "a cluster needs at least 3 nodes (lock, storage, a worker)"
+                );
+                Ok(Shape {
+                    lock: None,
+                    lock_nodes: Some(1),
+                    workers: nodes - 2,
+                })
+            }
+            Some(name) => {
+                let system = LockSystem::from_name(name).ok_or_else(|| {
+                    let known: Vec<&str> = LockSystem::ALL.iter().map(|s| s.name()).collect();
+                    anyhow::anyhow!(
+                        "--lock {name:?}: no such lock system (known: {})",
+                        known.join(", ")
+                    )
+                })?;
+                // Its servers and adapter are the user's commands, which only
+                // a config gives.
+                anyhow::ensure!(
+                    system != LockSystem::Exec,
+                    "--lock exec: the bench cannot start exec lock nodes; they need \
+                     lock.server and lock.client from a config (leasehold run)"
+                );
+                anyhow::ensure!(nodes != Some(0), "--nodes: at least 1 lock node");
+                Ok(Shape {
+                    lock: Some(system),
+                    lock_nodes: nodes,
+                    workers: 1,
+                })
+            }
+        }
+    }
+}
+
+fn cluster_config(runtime: &str, shape: &Shape) -> anyhow::Result<Config> {
+    let service = shape.lock.unwrap_or_default();
+    let nodes = shape
+        .lock_nodes
+        .map(|n| format!(", nodes: {n}"))
+        .unwrap_or_default();
+    // A 2 s lease: etcd's leases are whole seconds and it wants 2 s or more.
     let text = format!(
-        "test: bench-cluster\nduration: 1s\nruntime: {runtime}\nworkload:\n  workers: {}\n  lease: 1s\n  think: 300ms\n",
-        nodes - 2
+        "test: bench-cluster\nduration: 1s\nruntime: {runtime}\n\
+         lock: {{ service: {service}{nodes} }}\n\
+         storage: {{ nodes: 1 }}\n\
+         workload:\n  workers: {}\n  lease: 2s\n  think: 300ms\n",
+        shape.workers
     );
     Ok(Config::parse(&text, std::path::Path::new("(bench)"))?)
 }
 
 async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let config = cluster_config(&args.runtime, args.nodes)?;
+    let shape = Shape::of(args.lock.as_deref(), args.nodes)?;
+    let config = cluster_config(&args.runtime, &shape)?;
+    // A server binary that is missing stops the bench before anything
+    // starts, with the run's one line naming it and its package.
+    if config.lock.started_nodes() > 0 {
+        find_program(&config.lock.program())?;
+    }
     let temp = tempfile::tempdir()?;
     let store = args.store.clone().unwrap_or_else(|| temp.path().to_owned());
     let run_dir = RunDir::create(&store, &config.test, SystemTime::now())?;
@@ -109,8 +190,20 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     drop(ctx);
     let ready_ms = t.elapsed().as_secs_f64() * 1e3;
 
+    // The adapter first, on a cluster no fault has touched yet.
+    let adapter = match (&ready, shape.lock) {
+        (Ok(Some(specs)), Some(system)) => {
+            let locks: Vec<SocketAddr> = specs
+                .iter()
+                .filter(|s| s.role == Role::Lock)
+                .map(|s| s.addr)
+                .collect();
+            Some(adapter::bench_adapter(system, &locks, args.ops).await)
+        }
+        _ => None,
+    };
     let measured = match (&ready, slot.as_mut()) {
-        (Ok(_), Some(runtime)) => Some(measure(runtime.as_mut(), &args).await?),
+        (Ok(_), Some(runtime)) => Some(measure(runtime.as_mut(), &args).await),
         _ => None,
     };
 
@@ -123,9 +216,20 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     collector.finish().await;
     registry::unregister(&run_id);
     ready.context("start the cluster")?;
-    let m = measured.context("no cluster to measure")?;
+    let m = measured.context("no cluster to measure")??;
+    let adapter = adapter.transpose().context("time the lock adapter")?;
 
-    println!("cluster of {} nodes, runtime {}", args.nodes, args.runtime);
+    let system = config.lock.service.system();
+    let lock_nodes = config.lock.started_nodes();
+    let workers = config.workload.workers.get();
+    println!(
+        "cluster of {} nodes ({lock_nodes} {system} lock node{}, 1 storage, {workers} worker{}), \
+         runtime {}, run {run_id}",
+        lock_nodes + 1 + workers,
+        plural(lock_nodes),
+        plural(workers),
+        args.runtime,
+    );
     let none = if config.runtime == RuntimeKind::Docker {
         ""
     } else {
@@ -140,7 +244,14 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     show("heal", &m.heal, "target <= 50 ms");
     show("kill", &m.kill, "target <= 20 ms");
     show("restart", &m.restart, "until the node runs again");
+    if let Some(report) = adapter {
+        print!("{}", report.render());
+    }
     Ok(())
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn show(what: &str, samples: &[Duration], target: &str) {
@@ -232,4 +343,61 @@ fn pct(samples: &[Duration], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
     v[rank.min(v.len()) - 1].as_secs_f64() * 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_counts_the_cluster_without_lock_and_the_lock_nodes_with_it() {
+        let default = Shape::of(None, None).unwrap();
+        assert_eq!(
+            (default.lock, default.lock_nodes, default.workers),
+            (None, Some(1), 5)
+        );
+        assert!(Shape::of(None, Some(2)).is_err());
+
+        let etcd = Shape::of(Some("etcd"), Some(3)).unwrap();
+        assert_eq!(
+            (etcd.lock, etcd.lock_nodes, etcd.workers),
+            (Some(LockSystem::Etcd), Some(3), 1)
+        );
+        // Without --nodes, the system's own default.
+        assert_eq!(Shape::of(Some("redis"), None).unwrap().lock_nodes, None);
+        assert!(Shape::of(Some("redis"), Some(0)).is_err());
+        assert!(Shape::of(Some("exec"), None).is_err());
+        let unknown = Shape::of(Some("zookeeper"), None).unwrap_err().to_string();
+        for system in LockSystem::ALL {
+            assert!(unknown.contains(system.name()), "{unknown}");
+        }
+    }
+
+    #[test]
+    fn the_config_asks_for_the_system_and_its_nodes() {
+        let shape = Shape::of(Some("etcd"), Some(3)).unwrap();
+        let config = cluster_config("local", &shape).unwrap();
+        assert_eq!(config.lock.service.system(), LockSystem::Etcd);
+        assert_eq!(config.lock.nodes.get(), 3);
+        assert_eq!(config.storage.nodes.get(), 1);
+        assert_eq!(config.workload.workers.get(), 1);
+        let config = cluster_config("local", &Shape::of(Some("redis"), None).unwrap()).unwrap();
+        assert_eq!(config.lock.nodes.get(), 1);
+
+        let config = cluster_config("docker", &Shape::of(None, Some(7)).unwrap()).unwrap();
+        assert_eq!(config.lock.service.system(), LockSystem::Reference);
+        assert_eq!(config.lock.nodes.get(), 1);
+        assert_eq!(config.workload.workers.get(), 5);
+        assert_eq!(config.runtime, RuntimeKind::Docker);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let us: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(pct(&us, 50.0), 50.0);
+        assert_eq!(pct(&us, 99.0), 99.0);
+        assert_eq!(pct(&us, 100.0), 100.0);
+        assert_eq!(pct(&us[..1], 99.0), 1.0);
+        assert_eq!(pct(&[], 50.0), 0.0);
+    }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the `leasehold` binary, run as a user runs it.
 
+mod bench;
 mod check;
 mod cleanup;
 mod config_errors;
