@@ -13,6 +13,7 @@ mod images;
 mod interrupt;
 mod nemesis;
 mod pipes;
+mod postgres;
 mod redis;
 mod redlock;
 mod storage;

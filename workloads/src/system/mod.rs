@@ -18,6 +18,7 @@
 
 pub mod etcd;
 pub mod exec;
+pub mod postgres;
 pub mod redis;
 pub mod redlock;
 pub mod reference;
