@@ -124,3 +124,15 @@ async def serve_connection(handle, log, reader, writer):
         log(f"connection from {peer} broken: {e}")
     finally:
         writer.close()
+
+
+async def serve(handle, log, host, port, about):
+    """Serves `handle` on host:port until killed, after logging where it
+    listens and `about` (the server's settings)."""
+    server = await asyncio.start_server(
+        lambda r, w: serve_connection(handle, log, r, w), host, port
+    )
+    where = ", ".join(str(s.getsockname()) for s in server.sockets)
+    log(f"listening on {where}, {about}")
+    async with server:
+        await server.serve_forever()

@@ -31,7 +31,7 @@ import json
 import os
 import time
 
-from lineproto import logger, serve_connection
+from lineproto import logger, serve
 
 log = logger("reflock")
 
@@ -154,13 +154,8 @@ async def main():
     parser.add_argument("--data-dir", help="persist fencing tokens here")
     args = parser.parse_args()
     state = State(args.data_dir)
-    server = await asyncio.start_server(
-        lambda r, w: serve_connection(state.handle, log, r, w), args.host, args.port
-    )
-    where = ", ".join(str(s.getsockname()) for s in server.sockets)
-    log(f"listening on {where}, data dir {args.data_dir or '(none)'}")
-    async with server:
-        await server.serve_forever()
+    about = f"data dir {args.data_dir or '(none)'}"
+    await serve(state.handle, log, args.host, args.port, about)
 
 
 if __name__ == "__main__":

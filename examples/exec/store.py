@@ -30,7 +30,7 @@ import asyncio
 import json
 import os
 
-from lineproto import logger, serve_connection
+from lineproto import logger, serve
 
 log = logger("store")
 
@@ -97,13 +97,8 @@ async def main():
     parser.add_argument("--data-dir", help="journal accepted writes here")
     args = parser.parse_args()
     state = State(args.fencing == "on", args.data_dir)
-    server = await asyncio.start_server(
-        lambda r, w: serve_connection(state.handle, log, r, w), args.host, args.port
-    )
-    where = ", ".join(str(s.getsockname()) for s in server.sockets)
-    log(f"listening on {where}, fencing {args.fencing}, data dir {args.data_dir or '(none)'}")
-    async with server:
-        await server.serve_forever()
+    about = f"fencing {args.fencing}, data dir {args.data_dir or '(none)'}"
+    await serve(state.handle, log, args.host, args.port, about)
 
 
 if __name__ == "__main__":

@@ -367,7 +367,9 @@ mod tests {
         assert_eq!(Shape::of(Some("redis"), None).unwrap().lock_nodes, None);
         assert!(Shape::of(Some("redis"), Some(0)).is_err());
         assert!(Shape::of(Some("exec"), None).is_err());
-        let unknown = Shape::of(Some("zookeeper"), None).unwrap_err().to_string();
+        let unknown = Shape::of(Some("no-such-lock"), None)
+            .unwrap_err()
+            .to_string();
         for system in LockSystem::ALL {
             assert!(unknown.contains(system.name()), "{unknown}");
         }

@@ -237,14 +237,14 @@ fn bench_cluster_names_the_known_lock_systems() {
             "--runtime",
             "local",
             "--lock",
-            "zookeeper",
+            "no-such-lock",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("--lock \"zookeeper\": no such lock system (known: reference, "),
+        stderr.contains("--lock \"no-such-lock\": no such lock system (known: reference, "),
         "{stderr}"
     );
     for system in ["redis", "etcd", "exec"] {

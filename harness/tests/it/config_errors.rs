@@ -3,7 +3,8 @@
 
 use crate::*;
 
-fn run_config(text: Option<&str>) -> (i32, String) {
+/// Runs `leasehold run bad.yaml` on `text`: its exit code and stderr.
+pub fn run_config(text: Option<&str>) -> (i32, String) {
     run_config_with(text, &[])
 }
 

@@ -169,19 +169,7 @@ pub fn run_example_in(
     seed: u64,
     extra: &[&str],
 ) -> (std::process::Output, PathBuf) {
-    let out = leasehold()
-        .args([
-            "run",
-            "--no-progress",
-            "--seed",
-            &seed.to_string(),
-            "--store",
-        ])
-        .arg(store)
-        .args(extra)
-        .arg(example(name))
-        .output()
-        .unwrap();
+    let out = run_in(&repo(), store, &example(name), seed, extra);
     (out, run_dir_of(store))
 }
 

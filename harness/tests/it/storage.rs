@@ -265,25 +265,6 @@ fn a_storage_adapter_that_exits_mid_write_ends_it_info_and_the_run_goes_on() {
     misbehaving_storage_adapter_run("exit", "adapter exited (exit status: 7)");
 }
 
-/// `leasehold run bad.yaml` on `text`: exit code and stderr.
-fn run_bad_config(text: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.yaml"), text).unwrap();
-    let out = leasehold()
-        .current_dir(dir.path())
-        .args(["run", "--no-progress", "--store", "store", "bad.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        !dir.path().join("store").exists(),
-        "a bad config starts no run"
-    );
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 const WORKLOAD: &str = "workload: { workers: 2, lease: 1s, think: 100ms }\n";
 
 #[test]
@@ -319,7 +300,7 @@ fn illegal_storage_combinations_name_the_file_line_and_field() {
         ),
     ];
     for (config, expected) in cases {
-        let (code, err) = run_bad_config(&format!("{config}{WORKLOAD}"));
+        let (code, err) = crate::config_errors::run_config(Some(&format!("{config}{WORKLOAD}")));
         assert_eq!(code, 3, "{config}\n{err}");
         assert!(
             err.contains(expected),

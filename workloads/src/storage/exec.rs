@@ -37,7 +37,7 @@ use crate::completion::Completion;
 use crate::exec::{AdapterLog, AdapterProcess, AdapterSpec, ExecError};
 use crate::storage::Written;
 use crate::storage_client::StoredValue;
-use crate::system::{Leader, NodeAddrs, Probe, Program, ServerRecipe, exec as lock_exec};
+use crate::system::{NodeAddrs, Program, ServerRecipe, exec as lock_exec};
 
 /// The port of an exec storage node when `storage.server.port` is not given.
 pub const PORT: u16 = 7400;
@@ -69,37 +69,21 @@ pub fn unknown_placeholder(arg: &str) -> Option<String> {
 
 /// The program of the server command: its first word, as the user wrote it.
 pub fn program(server: &ExecStorageServer) -> Program {
-    Program::User {
-        command: server.command.first().cloned().unwrap_or_default(),
-        field: SERVER_FIELD,
-    }
+    lock_exec::user_program(&server.command, SERVER_FIELD)
 }
 
-/// Storage node `i` (0-based): the user's command with the placeholders
-/// replaced, its port probed over TCP, its stdout its log.
+/// Storage node `i` (0-based): the user's command with the lock server's
+/// placeholders and `{fencing}` replaced ([`lock_exec::user_recipe`]).
 pub fn recipe(server: &ExecStorageServer, i: usize, node: &NodeAddrs) -> ServerRecipe {
     let fencing = if server.fencing { "on" } else { "off" };
-    ServerRecipe {
-        program: program(server),
-        args: server
-            .command
-            .iter()
-            .skip(1)
-            // `{fencing}` first: the lock placeholders' values are never
-            // scanned again, and neither is this one.
-            .map(|a| {
-                a.split(FENCING_PLACEHOLDER)
-                    .map(|part| lock_exec::substitute(part, i, node))
-                    .collect::<Vec<_>>()
-                    .join(fencing)
-            })
-            .collect(),
-        env: Vec::new(),
-        port: node.addr.port(),
-        probe: Probe::Tcp,
-        leader: Leader::None,
-        events_on_stdout: false,
-    }
+    lock_exec::user_recipe(&server.command, SERVER_FIELD, node.addr.port(), |a| {
+        // `{fencing}` first: the lock placeholders' values are never
+        // scanned again, and neither is this one.
+        a.split(FENCING_PLACEHOLDER)
+            .map(|part| lock_exec::substitute(part, i, node))
+            .collect::<Vec<_>>()
+            .join(fencing)
+    })
 }
 
 /// How to start an exec storage adapter and talk to it.

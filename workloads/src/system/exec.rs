@@ -112,29 +112,45 @@ pub fn substitute(arg: &str, i: usize, node: &NodeAddrs) -> String {
 
 /// The program of the server command: its first word, as the user wrote it.
 pub fn program(server: &ExecServer) -> Program {
+    user_program(&server.command, SERVER_FIELD)
+}
+
+/// The program of a user's command (`command[0]`), named in errors by the
+/// config `field` that gave it.
+pub fn user_program(command: &[String], field: &'static str) -> Program {
     Program::User {
-        command: server.command.first().cloned().unwrap_or_default(),
-        field: SERVER_FIELD,
+        command: command.first().cloned().unwrap_or_default(),
+        field,
     }
 }
 
-/// Lock node `i` (0-based) of `n`: the user's command with the placeholders
-/// replaced, its port probed over TCP, no leader, its stdout its log.
-pub fn recipe(server: &ExecServer, i: usize, _n: usize, node: &NodeAddrs) -> ServerRecipe {
+/// How a node of a user's server command starts, lock or storage: the
+/// program of `command` (given by `field`), its arguments each passed
+/// through `arg` (the placeholders replaced), serving on `port` and probed
+/// over TCP, no leader, its stdout its log.
+pub fn user_recipe(
+    command: &[String],
+    field: &'static str,
+    port: u16,
+    arg: impl Fn(&str) -> String,
+) -> ServerRecipe {
     ServerRecipe {
-        program: program(server),
-        args: server
-            .command
-            .iter()
-            .skip(1)
-            .map(|a| substitute(a, i, node))
-            .collect(),
+        program: user_program(command, field),
+        args: command.iter().skip(1).map(|a| arg(a)).collect(),
         env: Vec::new(),
-        port: node.addr.port(),
+        port,
         probe: Probe::Tcp,
         leader: Leader::None,
         events_on_stdout: false,
     }
+}
+
+/// Lock node `i` (0-based) of `n`: the user's command with the placeholders
+/// replaced ([`user_recipe`]).
+pub fn recipe(server: &ExecServer, i: usize, _n: usize, node: &NodeAddrs) -> ServerRecipe {
+    user_recipe(&server.command, SERVER_FIELD, node.addr.port(), |a| {
+        substitute(a, i, node)
+    })
 }
 
 /// Starts the worker's adapter: `command` in `cwd`, told `lock_nodes`, acting
