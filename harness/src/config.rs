@@ -258,6 +258,10 @@ pub struct LockConfig {
     /// disk; `none` (the default) or `aof`.
     #[serde(default, skip_serializing_if = "LockPersistence::is_none")]
     pub persistence: LockPersistence,
+    /// `service: postgres`: the server settings that decide how long a
+    /// silent holder keeps its lock, and where the binaries are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresConfig>,
     /// Docker runtime: start the lock nodes from this local image instead of
     /// leasehold's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,6 +295,8 @@ struct LockConfigFields {
     #[serde(default)]
     persistence: LockPersistence,
     #[serde(default)]
+    postgres: Option<PostgresConfig>,
+    #[serde(default)]
     image: Option<String>,
     #[serde(default)]
     binary: Option<PathBuf>,
@@ -308,6 +314,7 @@ impl From<LockConfigFields> for LockConfig {
             nodes: f.nodes.unwrap_or_else(|| f.service.default_nodes()),
             service: f.service,
             persistence: f.persistence,
+            postgres: f.postgres,
             image: f.image,
             binary: f.binary,
             server: f.server,
@@ -353,12 +360,69 @@ impl Default for LockConfig {
             service: LockService::default(),
             nodes: one(),
             persistence: LockPersistence::None,
+            postgres: None,
             image: None,
             binary: None,
             server: None,
             client: None,
             addresses: Vec::new(),
         }
+    }
+}
+
+/// `lock.postgres` of `service: postgres`: PostgreSQL's own settings of the
+/// same names, each left at PostgreSQL's default when absent. A paused
+/// holder's kernel still answers keepalives and acknowledges data, so only
+/// `idle_session_timeout` frees the lock of a paused holder; keepalive and
+/// `tcp_user_timeout` free that of a holder cut off by a partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Ends a session that sent no statement for this long.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub idle_session_timeout: Option<Duration>,
+    /// Idle time before the first keepalive probe.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalives_idle: Option<Duration>,
+    /// Time between keepalive probes.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalives_interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalives_count: Option<u32>,
+    /// Sent data unacknowledged for this long drops the connection.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub tcp_user_timeout: Option<Duration>,
+    /// Where `initdb` and `postgres` are (Debian's 15 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl PostgresConfig {
+    /// The same, as the PostgreSQL module takes it.
+    pub fn options(&self) -> leasehold_workloads::system::postgres::PostgresOptions {
+        let mut o = leasehold_workloads::system::postgres::PostgresOptions {
+            idle_session_timeout: self.idle_session_timeout,
+            tcp_keepalives_idle: self.tcp_keepalives_idle,
+            tcp_keepalives_interval: self.tcp_keepalives_interval,
+            tcp_keepalives_count: self.tcp_keepalives_count,
+            tcp_user_timeout: self.tcp_user_timeout,
+            ..Default::default()
+        };
+        if let Some(dir) = &self.bin_dir {
+            o.bin_dir = dir.display().to_string();
+        }
+        o
+    }
+
+    /// Each duration setting by its field name, for the checks.
+    fn durations(&self) -> [(&'static str, Option<Duration>); 4] {
+        [
+            ("idle_session_timeout", self.idle_session_timeout),
+            ("tcp_keepalives_idle", self.tcp_keepalives_idle),
+            ("tcp_keepalives_interval", self.tcp_keepalives_interval),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+        ]
     }
 }
 
@@ -410,6 +474,7 @@ impl LockConfig {
                 port: server.port,
             }),
             persistence: self.persistence.redis(),
+            postgres: self.postgres.clone().unwrap_or_default().options(),
         }
     }
 
@@ -453,6 +518,9 @@ pub enum LockService {
     Redlock,
     /// etcd 3.4: one cluster member per lock node, started by the run.
     Etcd,
+    /// PostgreSQL 15 advisory locks: one server of the run's own (`postgres`
+    /// for its settings).
+    Postgres,
     /// The user's own lock service and adapter: `server` and `client`.
     Exec,
 }
@@ -466,6 +534,7 @@ impl LockService {
             LockService::Redis => LockSystem::Redis,
             LockService::Redlock => LockSystem::Redlock,
             LockService::Etcd => LockSystem::Etcd,
+            LockService::Postgres => LockSystem::Postgres,
             LockService::Exec => LockSystem::Exec,
         }
     }
@@ -841,6 +910,7 @@ impl Config {
                 ),
             ));
         }
+        self.check_postgres()?;
         if self.lock.image.is_some() && self.lock.binary.is_some() {
             return Err(self.invalid(
                 "lock.binary",
@@ -861,6 +931,52 @@ impl Config {
             }
         }
         self.check_exec()
+    }
+
+    /// `postgres` belongs to `service: postgres`, which has one node; its
+    /// durations are whole milliseconds, as PostgreSQL takes them.
+    fn check_postgres(&self) -> Result<(), ConfigError> {
+        let lock = &self.lock;
+        if lock.service != LockService::Postgres {
+            if lock.postgres.is_some() {
+                return Err(self.invalid(
+                    "lock.postgres",
+                    format!(
+                        "only service: postgres takes postgres settings; {} has its own",
+                        lock.service.system().name()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if lock.nodes.get() != 1 {
+            return Err(self.invalid(
+                "lock.nodes",
+                "PostgreSQL's advisory locks live in one server: service: postgres has 1 lock                  node",
+            ));
+        }
+        let Some(pg) = &lock.postgres else {
+            return Ok(());
+        };
+        for (field, d) in pg.durations() {
+            let Some(d) = d else { continue };
+            if d.is_zero() || d.subsec_nanos() % 1_000_000 != 0 {
+                return Err(self.invalid(
+                    format!("lock.postgres.{field}"),
+                    format!(
+                        "must be a whole number of milliseconds above 0 (PostgreSQL's 0 turns                          it off: leave it out for that), not {}",
+                        show(d)
+                    ),
+                ));
+            }
+        }
+        if pg.tcp_keepalives_count == Some(0) {
+            return Err(self.invalid(
+                "lock.postgres.tcp_keepalives_count",
+                "must be above 0 (leave it out for the system's default)",
+            ));
+        }
+        Ok(())
     }
 
     /// `server`, `client` and `addresses` belong to `service: exec`, which

@@ -1,5 +1,7 @@
 //! `leasehold node …`: the programs that run inside nodes.
 
+mod postgres;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum NodeKind {
     Lock(LockArgs),
     /// The fenced storage.
     Storage(StorageArgs),
+    /// A PostgreSQL server of the run's own ([`postgres`]).
+    Postgres(postgres::PostgresArgs),
     /// A workload client.
     // Boxed: the largest by far, and every other command pays for its size.
     Worker(Box<WorkerArgs>),
@@ -190,6 +194,10 @@ enum RenewTimeoutArg {
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    // Single-threaded, and before any runtime starts threads.
+    if let NodeKind::Postgres(a) = args.kind {
+        return postgres::run(a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -218,6 +226,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 };
                 leasehold_nodes::run_storage(cfg, shutdown).await?;
             }
+            NodeKind::Postgres(_) => unreachable!("run before the runtime starts"),
             NodeKind::Worker(a) => {
                 let a = *a;
                 let timeout = Duration::from_millis(a.timeout_ms);

@@ -11,7 +11,7 @@ use leasehold_results::RunDir;
 
 use crate::config::{Config, StorageService, Subnet};
 use crate::runtime::docker::DATA_MOUNT;
-use crate::runtime::{NodeProgram, NodeSpec, find_node_program};
+use crate::runtime::{NodeProgram, NodeSpec, check_needs, find_node_program};
 use leasehold_workloads::storage::exec as storage_exec;
 use leasehold_workloads::{NodeAddrs, Probe, Program};
 
@@ -75,6 +75,13 @@ pub(crate) fn plan(
         0 => NodeProgram::Leasehold,
         _ => find_node_program(&lock_program, place.in_container, &cwd)?,
     };
+    let needs = system.needs(&config.lock.options());
+    if n > 0 {
+        check_needs(&needs, place.in_container)?;
+    }
+    // Servers that leasehold's own node runs from the host (PostgreSQL) see
+    // the host's programs in Docker too.
+    let host_view = user_program || !needs.is_empty();
     let lock_addrs = (1..=n)
         .map(|i| addr(&format!("lock{i}"), config.lock.port()))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
@@ -118,8 +125,9 @@ pub(crate) fn plan(
             data_dir: Some(dir),
             probe: Some(recipe.probe),
             events_on_stdout: recipe.events_on_stdout,
-            host_view: user_program.then(|| cwd.clone()),
+            host_view: host_view.then(|| cwd.clone()),
             stop_grace: system.stop_grace(),
+            process_tree: system.forks_sessions(),
         });
     }
     let storage_place = StoragePlace {
@@ -217,6 +225,7 @@ pub(crate) fn plan(
             events_on_stdout: true,
             host_view: (adapter.is_some() || storage_adapter.is_some()).then(|| cwd.clone()),
             stop_grace: None,
+            process_tree: false,
         });
     }
     Ok(specs)
@@ -281,6 +290,7 @@ fn storage_specs(
                     events_on_stdout: recipe.events_on_stdout,
                     host_view: Some(place.cwd.to_owned()),
                     stop_grace: None,
+                    process_tree: false,
                 }
             }
             None => {
@@ -306,6 +316,7 @@ fn storage_specs(
                     events_on_stdout: true,
                     host_view: None,
                     stop_grace: None,
+                    process_tree: false,
                 }
             }
         };

@@ -39,6 +39,10 @@ pub struct NodeSpec {
     /// How long it gets to stop after SIGTERM at teardown before it is
     /// killed, when that is shorter than the run's grace.
     pub stop_grace: Option<std::time::Duration>,
+    /// Its program's children leave its process group (PostgreSQL's
+    /// backends start sessions of their own): the local runtime signals its
+    /// whole process tree, not just its group.
+    pub process_tree: bool,
 }
 
 impl NodeSpec {
@@ -79,6 +83,11 @@ impl NodeSpec {
 ///
 /// [host view]: NodeSpec::host_view
 pub const HOST_VIEW: [&str; 5] = ["/usr", "/bin", "/lib", "/lib64", "/opt"];
+
+/// Host files a container of a node with a host view sees too, read-only:
+/// the user database, for servers that run as a user of their own or look
+/// their user up (PostgreSQL's `initdb` and `postgres` do both).
+pub const HOST_VIEW_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
 
 /// Where a container with a host view looks up a program named without a
 /// `/`: Docker's default `PATH` for images that set none, less `/sbin`.
@@ -179,6 +188,33 @@ pub fn find_program_in_container(program: &Program, cwd: &Path) -> anyhow::Resul
         })
 }
 
+/// Checks the files a node needs besides its program (`(path, package)`,
+/// from [`LockSystem::needs`](leasehold_workloads::LockSystem::needs)): each
+/// must be an executable, and in a container within the [`HOST_VIEW`]. A
+/// missing one is an error of one line naming it and its Debian package.
+pub fn check_needs(needs: &[(PathBuf, &str)], in_container: bool) -> anyhow::Result<()> {
+    for (path, package) in needs {
+        if !is_executable(path) {
+            let name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy();
+            match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) => anyhow::bail!(
+                    "{name} not found in {}: apt-get install {package}",
+                    dir.display()
+                ),
+                None => anyhow::bail!("{name} not found: apt-get install {package}"),
+            }
+        }
+        if in_container && !HOST_VIEW.iter().any(|d| path.starts_with(d)) {
+            anyhow::bail!(
+                "{} is not visible in a container: a node's container sees the host's {} only",
+                path.display(),
+                HOST_VIEW.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -266,6 +302,7 @@ mod tests {
             events_on_stdout: false,
             host_view: None,
             stop_grace,
+            process_tree: false,
         };
         let run = std::time::Duration::from_secs(2);
         let short = std::time::Duration::from_millis(500);
@@ -277,6 +314,30 @@ mod tests {
             leasehold_workloads::LockSystem::Etcd.stop_grace(),
             Some(short)
         );
+    }
+
+    #[test]
+    fn a_missing_need_names_its_folder_and_package_and_a_hidden_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let initdb = dir.path().join("initdb");
+        let err = check_needs(&[(initdb.clone(), "postgresql")], false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "initdb not found in {}: apt-get install postgresql",
+                dir.path().display()
+            )
+        );
+        std::fs::write(&initdb, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&initdb, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        check_needs(&[(initdb.clone(), "postgresql")], false).unwrap();
+        let err = check_needs(&[(initdb, "postgresql")], true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not visible in a container"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Lock systems: everything leasehold knows about one lock implementation, one
-//! module each ([`reference`], [`redis`], [`redlock`], [`etcd`], [`exec`]).
+//! module each ([`reference`], [`redis`], [`redlock`], [`etcd`], [`postgres`],
+//! [`exec`]).
 //!
 //! A system gives
 //!
@@ -45,6 +46,9 @@ pub enum LockSystem {
     Redlock,
     /// An etcd 3.4 cluster, one member per lock node, locked by its Lock API.
     Etcd,
+    /// One PostgreSQL 15 server, locked by session-level advisory locks
+    /// ([`postgres`]).
+    Postgres,
     /// The user's own lock service and adapter (`lock.server`, `lock.client`),
     /// driven over JSON lines ([`exec`]).
     Exec,
@@ -62,6 +66,9 @@ pub struct LockOptions {
     /// redis and redlock: what each `redis-server` keeps on disk
     /// (`lock.persistence`).
     pub persistence: redis::Persistence,
+    /// postgres: the server's binaries, its user and the settings that decide
+    /// how long a silent holder keeps its lock (`lock.postgres`).
+    pub postgres: postgres::PostgresOptions,
 }
 
 impl LockOptions {
@@ -127,6 +134,10 @@ pub enum Probe {
     Tcp,
     /// A Redis `PING` answers `+PONG` (not `-LOADING`).
     RedisPing,
+    /// PostgreSQL answers `SELECT 1` as leasehold's role (it accepts
+    /// connections while it starts, and refuses them with "the database
+    /// system is starting up").
+    PostgresQuery,
     /// etcd's `GET /health` answers 200 with `{"health":"true"}`, which a
     /// member says only once its cluster has a leader.
     EtcdHealth,
@@ -179,11 +190,12 @@ pub struct ServerRecipe {
 
 impl LockSystem {
     /// Every system, in the order of the docs.
-    pub const ALL: [LockSystem; 5] = [
+    pub const ALL: [LockSystem; 6] = [
         LockSystem::Reference,
         LockSystem::Redis,
         LockSystem::Redlock,
         LockSystem::Etcd,
+        LockSystem::Postgres,
         LockSystem::Exec,
     ];
 
@@ -194,6 +206,7 @@ impl LockSystem {
             LockSystem::Redis => "redis",
             LockSystem::Redlock => "redlock",
             LockSystem::Etcd => "etcd",
+            LockSystem::Postgres => "postgres",
             LockSystem::Exec => "exec",
         }
     }
@@ -210,6 +223,7 @@ impl LockSystem {
             LockSystem::Redis => redis::PORT,
             LockSystem::Redlock => redlock::PORT,
             LockSystem::Etcd => etcd::PORT,
+            LockSystem::Postgres => postgres::PORT,
             LockSystem::Exec => options.exec_server().port,
         }
     }
@@ -221,8 +235,27 @@ impl LockSystem {
             LockSystem::Redis => redis::PROGRAM,
             LockSystem::Redlock => redlock::PROGRAM,
             LockSystem::Etcd => etcd::PROGRAM,
+            // `leasehold node postgres` runs initdb and postgres.
+            LockSystem::Postgres => Program::Leasehold,
             LockSystem::Exec => exec::program(&options.exec_server()),
         }
+    }
+
+    /// Files its nodes need on the host besides their program (which
+    /// [`program`](Self::program) names), each with the Debian package that
+    /// installs it: a run checks them before anything starts.
+    pub fn needs(self, options: &LockOptions) -> Vec<(std::path::PathBuf, &'static str)> {
+        match self {
+            LockSystem::Postgres => postgres::needs(&options.postgres),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether its server's processes leave the node's process group
+    /// (PostgreSQL's backends each start a session of their own), so that a
+    /// signal reaches them only through the node's process tree.
+    pub fn forks_sessions(self) -> bool {
+        self == LockSystem::Postgres
     }
 
     /// How lock node `i` (0-based) of `n` starts.
@@ -238,6 +271,7 @@ impl LockSystem {
             LockSystem::Redis => redis::recipe(options.persistence, node),
             LockSystem::Redlock => redlock::recipe(options.persistence, node),
             LockSystem::Etcd => etcd::recipe(i, n, node),
+            LockSystem::Postgres => postgres::recipe(node, &options.postgres),
             LockSystem::Exec => exec::recipe(&options.exec_server(), i, n, node),
         }
     }
@@ -249,6 +283,7 @@ impl LockSystem {
             LockSystem::Redis => redis::TOKEN,
             LockSystem::Redlock => redlock::TOKEN,
             LockSystem::Etcd => etcd::TOKEN,
+            LockSystem::Postgres => postgres::TOKEN,
             LockSystem::Exec => exec::TOKEN,
         }
     }
@@ -264,6 +299,7 @@ impl LockSystem {
             LockSystem::Redis => redis::server_version(addr, timeout).await,
             LockSystem::Redlock => redlock::server_version(addr, timeout).await,
             LockSystem::Etcd => etcd::server_version(addr, timeout).await,
+            LockSystem::Postgres => postgres::server_version(addr, timeout).await,
             LockSystem::Exec => Ok(exec::VERSION.to_owned()),
         }
     }
@@ -320,6 +356,9 @@ impl LockSystem {
                 lock_addrs, client, timeout,
             )?)),
             LockSystem::Etcd => SystemClient::Etcd(Box::new(etcd::client(lock_addrs, timeout)?)),
+            LockSystem::Postgres => {
+                SystemClient::Postgres(Box::new(postgres::PostgresLockClient::new(first, timeout)?))
+            }
             // The adapter is a program to start: [`exec::client`].
             LockSystem::Exec => return Err(ClientError::NeedsCommand { system: "exec" }),
         })
@@ -343,6 +382,8 @@ pub enum SystemClient {
     Redlock(Box<redlock::RedlockClient>),
     /// The etcd client.
     Etcd(Box<crate::EtcdLockClient>),
+    /// The PostgreSQL client, with a session of its own.
+    Postgres(Box<postgres::PostgresLockClient>),
     /// The user's adapter, driven over JSON lines.
     Exec(Box<crate::ExecLockClient>),
 }
@@ -354,6 +395,7 @@ impl LockClient for SystemClient {
             SystemClient::Redis(c) => c.service(),
             SystemClient::Redlock(c) => c.service(),
             SystemClient::Etcd(c) => c.service(),
+            SystemClient::Postgres(c) => c.service(),
             SystemClient::Exec(c) => c.service(),
         }
     }
@@ -364,6 +406,7 @@ impl LockClient for SystemClient {
             SystemClient::Redis(c) => c.acquire(lock, ttl).await,
             SystemClient::Redlock(c) => c.acquire(lock, ttl).await,
             SystemClient::Etcd(c) => c.acquire(lock, ttl).await,
+            SystemClient::Postgres(c) => c.acquire(lock, ttl).await,
             SystemClient::Exec(c) => c.acquire(lock, ttl).await,
         }
     }
@@ -374,6 +417,7 @@ impl LockClient for SystemClient {
             SystemClient::Redis(c) => c.renew(lock, token, ttl).await,
             SystemClient::Redlock(c) => c.renew(lock, token, ttl).await,
             SystemClient::Etcd(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Postgres(c) => c.renew(lock, token, ttl).await,
             SystemClient::Exec(c) => c.renew(lock, token, ttl).await,
         }
     }
@@ -384,6 +428,7 @@ impl LockClient for SystemClient {
             SystemClient::Redis(c) => c.release(lock, token).await,
             SystemClient::Redlock(c) => c.release(lock, token).await,
             SystemClient::Etcd(c) => c.release(lock, token).await,
+            SystemClient::Postgres(c) => c.release(lock, token).await,
             SystemClient::Exec(c) => c.release(lock, token).await,
         }
     }
@@ -419,6 +464,7 @@ impl Probe {
                 let mut reply = [0u8; 7];
                 s.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
             }
+            Probe::PostgresQuery => postgres::ready(addr, Duration::from_secs(1)).await,
             Probe::EtcdHealth => {
                 let Ok(http) = reqwest::Client::builder().no_proxy().build() else {
                     return false;
@@ -441,6 +487,7 @@ impl Probe {
             Probe::Http { path } => format!("http://{addr}{path}"),
             Probe::Tcp => format!("tcp {addr}"),
             Probe::RedisPing => format!("redis PING at {addr}"),
+            Probe::PostgresQuery => format!("postgres SELECT 1 at {addr}"),
             Probe::EtcdHealth => format!("http://{addr}{} (etcd health)", crate::ETCD_READY_PATH),
         }
     }

@@ -1,10 +1,15 @@
 //! PostgreSQL 15 (Debian `postgresql`) advisory locks, over `tokio-postgres`:
-//! the client ([`PostgresLockClient`]) and the server settings that decide
-//! the lease ([`PostgresOptions`]). Not yet a [`LockSystem`](super::LockSystem)
-//! of its own: the recipe that initialises and starts one cluster per lock
-//! node as an unprivileged user (never the system's cluster, never a system
-//! service) comes next; the client is tested against a server started the
-//! same way by the integration tests.
+//! the server recipe ([`recipe`]), the client ([`PostgresLockClient`]) and the
+//! server settings that decide the lease ([`PostgresOptions`]).
+//!
+//! - **Server**: one cluster of the run's own per lock node, never the
+//!   system's and never a system service: `leasehold node postgres` runs
+//!   `initdb` into the node's data folder (once; a restarted node keeps its
+//!   cluster), then `postgres -D <data>/pg -k <data>/pg -p <port>` with the
+//!   [settings](PostgresOptions::settings), and forwards a stop as a fast
+//!   shutdown. PostgreSQL refuses to run as root: as root, both run as
+//!   [`USER`]; the socket and every file are in the node's data folder. One
+//!   server holds the locks, so a run has one PostgreSQL lock node.
 //!
 //! - **Lock**: session-level `pg_try_advisory_lock(key)` on a connection
 //!   dedicated to the holder; `key` is [`lock_key`], the FNV-1a 64-bit hash
@@ -44,6 +49,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use crate::ClientError;
 use crate::completion::Completion;
 use crate::lock_client::{Grant, LockClient};
+use crate::system::{Leader, NodeAddrs, Probe, Program, ServerRecipe};
 
 /// PostgreSQL's own port.
 pub const PORT: u16 = 5432;
@@ -104,10 +110,13 @@ impl Default for PostgresOptions {
 impl PostgresOptions {
     /// The server's `name=value` settings for a node listening on `host`:
     /// `fsync` off (a test cluster thrown away after the run; a kill still
-    /// keeps what reached the OS), then those the config sets.
+    /// keeps what reached the OS), dynamic shared memory in files of the data
+    /// folder (not `/dev/shm`, where a killed server would leave them), small
+    /// shared buffers (a quick start), then those the config sets.
     pub fn settings(&self, host: &str) -> Vec<String> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut s = vec![format!("listen_addresses={host}"), "fsync=off".to_owned()];
+        let mut s = vec![format!("listen_addresses={host}")];
+        s.extend(FIXED_SETTINGS.iter().map(|s| (*s).to_owned()));
         let durations = [
             ("idle_session_timeout", self.idle_session_timeout),
             ("tcp_keepalives_idle", self.tcp_keepalives_idle),
@@ -123,6 +132,52 @@ impl PostgresOptions {
             s.push(format!("tcp_keepalives_count={n}"));
         }
         s
+    }
+}
+
+/// The settings every node of leasehold's gets (see
+/// [`PostgresOptions::settings`]).
+const FIXED_SETTINGS: [&str; 3] = [
+    "fsync=off",
+    "dynamic_shared_memory_type=mmap",
+    "shared_buffers=16MB",
+];
+
+/// The files a node needs on the host, each with the Debian package that
+/// installs it: `initdb` and `postgres` in the options' `bin_dir`.
+pub fn needs(options: &PostgresOptions) -> Vec<(std::path::PathBuf, &'static str)> {
+    ["initdb", "postgres"]
+        .iter()
+        .map(|b| (std::path::Path::new(&options.bin_dir).join(b), PACKAGE))
+        .collect()
+}
+
+/// Its recipe: `leasehold node postgres` (see the module documentation),
+/// told where to listen, its data folder, where the binaries are, the user to
+/// run them as, and each setting.
+pub fn recipe(node: &NodeAddrs, options: &PostgresOptions) -> ServerRecipe {
+    let mut args: Vec<String> = vec![
+        "postgres".into(),
+        "--listen".into(),
+        node.addr.to_string(),
+        "--data-dir".into(),
+        node.data_dir.clone(),
+        "--bin-dir".into(),
+        options.bin_dir.clone(),
+        "--user".into(),
+        options.user.clone(),
+    ];
+    for s in options.settings(&node.addr.ip().to_string()) {
+        args.extend(["--set".to_owned(), s]);
+    }
+    ServerRecipe {
+        program: Program::Leasehold,
+        args,
+        env: Vec::new(),
+        port: node.addr.port(),
+        probe: Probe::PostgresQuery,
+        leader: Leader::None,
+        events_on_stdout: false,
     }
 }
 
@@ -458,6 +513,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_recipe_is_leaseholds_launcher_with_every_setting() {
+        let node = NodeAddrs {
+            name: "lock1".into(),
+            addr: "10.77.0.11:5432".parse().unwrap(),
+            peers: vec!["10.77.0.11:5432".parse().unwrap()],
+            cluster: Vec::new(),
+            data_dir: "/data".into(),
+        };
+        let o = PostgresOptions {
+            idle_session_timeout: Some(Duration::from_secs(1)),
+            ..PostgresOptions::default()
+        };
+        let r = recipe(&node, &o);
+        assert_eq!(r.program, Program::Leasehold);
+        assert_eq!(r.args[0], "postgres");
+        let flag = |f: &str| {
+            let i = r.args.iter().position(|a| a == f).unwrap();
+            r.args[i + 1].clone()
+        };
+        assert_eq!(flag("--listen"), "10.77.0.11:5432");
+        assert_eq!(flag("--data-dir"), "/data");
+        assert_eq!(flag("--bin-dir"), BIN_DIR);
+        assert_eq!(flag("--user"), USER);
+        let sets: Vec<&String> = r
+            .args
+            .windows(2)
+            .filter(|w| w[0] == "--set")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(sets.len(), o.settings("10.77.0.11").len());
+        assert!(sets.iter().any(|s| *s == "idle_session_timeout=1000ms"));
+        assert_eq!(r.probe, Probe::PostgresQuery);
+        assert!(!r.events_on_stdout, "postgres's stdout is its log");
+        let needs = needs(&o);
+        assert_eq!(needs[0].0, std::path::Path::new(BIN_DIR).join("initdb"));
+        assert_eq!(needs[1].1, PACKAGE);
+    }
+
+    #[test]
     fn the_lock_key_is_fnv1a_of_the_name() {
         // FNV-1a 64 test vectors: "" and "a".
         assert_eq!(lock_key("") as u64, 0xcbf2_9ce4_8422_2325);
@@ -467,26 +561,27 @@ mod tests {
 
     #[test]
     fn settings_listen_on_the_node_and_carry_the_configs_timeouts() {
-        assert_eq!(
-            PostgresOptions::default().settings("10.77.0.11"),
-            ["listen_addresses=10.77.0.11", "fsync=off"]
-        );
+        let fixed = FIXED_SETTINGS.map(str::to_owned);
+        let mut want = vec!["listen_addresses=10.77.0.11".to_owned()];
+        want.extend(fixed.clone());
+        assert_eq!(PostgresOptions::default().settings("10.77.0.11"), want);
         let o = PostgresOptions {
             idle_session_timeout: Some(Duration::from_millis(1500)),
             tcp_keepalives_idle: Some(Duration::from_secs(1)),
             tcp_keepalives_count: Some(3),
             ..PostgresOptions::default()
         };
-        assert_eq!(
-            o.settings("127.0.0.1"),
+        let mut want = vec!["listen_addresses=127.0.0.1".to_owned()];
+        want.extend(fixed);
+        want.extend(
             [
-                "listen_addresses=127.0.0.1",
-                "fsync=off",
                 "idle_session_timeout=1500ms",
                 "tcp_keepalives_idle=1000ms",
-                "tcp_keepalives_count=3"
+                "tcp_keepalives_count=3",
             ]
+            .map(str::to_owned),
         );
+        assert_eq!(o.settings("127.0.0.1"), want);
     }
 
     #[test]

@@ -44,7 +44,9 @@ use crate::machine::Cleaned;
 use crate::registry;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
-use crate::runtime::spec::{CONTAINER_PATH, HOST_VIEW, NodeProgram, NodeSpec, set_flags};
+use crate::runtime::spec::{
+    CONTAINER_PATH, HOST_VIEW, HOST_VIEW_FILES, NodeProgram, NodeSpec, set_flags,
+};
 use crate::runtime::subnet::reserve_subnet;
 
 /// The label with the run's id, on every container and network of the run.
@@ -607,10 +609,12 @@ async fn start_container(
 }
 
 /// The read-only bind mounts of a host view of `cwd`: each [`HOST_VIEW`]
-/// folder the host has, at its own path, and `cwd`.
+/// folder and [`HOST_VIEW_FILES`] file the host has, at its own path, and
+/// `cwd`.
 fn host_view_binds(cwd: &Path) -> Vec<String> {
     HOST_VIEW
         .iter()
+        .chain(HOST_VIEW_FILES.iter())
         .map(Path::new)
         .filter(|d| d.exists())
         .chain(std::iter::once(cwd))

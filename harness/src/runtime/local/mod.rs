@@ -74,10 +74,14 @@ impl LocalRuntime {
     }
 
     fn node_facts(&self, n: &LocalNode) -> NodeFacts {
+        let pids = match n.pid {
+            Some(pid) if n.spec.process_tree => process_tree(pid),
+            pid => pid.into_iter().collect(),
+        };
         NodeFacts {
             name: n.spec.name.clone(),
             role: n.spec.role,
-            pids: n.pid.into_iter().collect(),
+            pids,
             pgid: n.pid,
             netns: self.netns_of(&n.spec.name),
             addr: n.spec.addr.to_string(),
@@ -198,9 +202,29 @@ impl NodeControl for LocalRuntime {
                 Ok(self.node_facts(n))
             })
             .collect();
+        // A process tree may have forked between the listing and the stop:
+        // once the tree is stopped, it is listed and stopped again.
+        let again: Vec<String> = nodes
+            .iter()
+            .filter(|name| self.nodes.get(*name).is_some_and(|n| n.spec.process_tree))
+            .cloned()
+            .collect();
+        let again: Vec<NodeFacts> = match signal {
+            Signal::SIGSTOP => again
+                .iter()
+                .filter_map(|name| self.nodes.get(name))
+                .map(|n| self.node_facts(n))
+                .collect(),
+            _ => Vec::new(),
+        };
         Box::pin(async move {
             let facts: Vec<NodeFacts> = facts?.into_iter().filter(|f| f.pgid.is_some()).collect();
-            signal_nodes(facts, signal).await
+            signal_nodes(facts, signal).await?;
+            let again: Vec<NodeFacts> = again.into_iter().filter(|f| f.pgid.is_some()).collect();
+            if !again.is_empty() {
+                signal_nodes(again, signal).await?;
+            }
+            Ok(())
         })
     }
 
@@ -232,6 +256,20 @@ impl NodeControl for LocalRuntime {
         Box::pin(async move {
             let node = self.nodes.get_mut(name).context("no such node")?;
             if let Some(pid) = node.pid.take() {
+                if node.spec.process_tree {
+                    // The server's processes die; the node's own process,
+                    // which reaps them (nothing else on the machine may),
+                    // then exits by itself.
+                    for p in process_tree(pid).into_iter().skip(1) {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+                    }
+                    let reaped =
+                        tokio::time::timeout(Duration::from_secs(5), node.child.wait()).await;
+                    if reaped.is_ok() {
+                        return Ok(());
+                    }
+                    tracing::warn!(node = %name, "did not exit after its server was killed");
+                }
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
             node.child
@@ -354,6 +392,39 @@ impl Runtime for LocalRuntime {
             }
         })
     }
+}
+
+/// `root` and every process below it, from the parent ids in `/proc`
+/// (parents before their children).
+pub(crate) fn process_tree(root: i32) -> Vec<i32> {
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // After the command name (which may hold anything): state, ppid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        if let Some(c) = children.get(&tree[i]) {
+            tree.extend(c);
+        }
+        i += 1;
+    }
+    tree
 }
 
 impl Drop for LocalRuntime {
