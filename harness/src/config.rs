@@ -379,19 +379,35 @@ impl Default for LockConfig {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Ends a session that sent no statement for this long.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_session_timeout: Option<Duration>,
     /// Idle time before the first keepalive probe.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_keepalives_idle: Option<Duration>,
     /// Time between keepalive probes.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_keepalives_interval: Option<Duration>,
     /// Unanswered probes before the connection is dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_keepalives_count: Option<u32>,
     /// Sent data unacknowledged for this long drops the connection.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_user_timeout: Option<Duration>,
     /// Where `initdb` and `postgres` are (Debian's 15 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -481,6 +497,12 @@ impl LockConfig {
     /// The program the lock nodes run.
     pub fn program(&self) -> leasehold_workloads::Program {
         self.service.system().program(&self.options())
+    }
+
+    /// Files the lock nodes need on the host besides their program, with
+    /// their Debian packages.
+    pub fn needs(&self) -> Vec<(PathBuf, &'static str)> {
+        self.service.system().needs(&self.options())
     }
 
     /// The port the lock nodes listen on.
@@ -952,7 +974,8 @@ impl Config {
         if lock.nodes.get() != 1 {
             return Err(self.invalid(
                 "lock.nodes",
-                "PostgreSQL's advisory locks live in one server: service: postgres has 1 lock                  node",
+                "PostgreSQL's advisory locks live in one server: service: postgres has 1 lock \
+                 node",
             ));
         }
         let Some(pg) = &lock.postgres else {
@@ -964,7 +987,8 @@ impl Config {
                 return Err(self.invalid(
                     format!("lock.postgres.{field}"),
                     format!(
-                        "must be a whole number of milliseconds above 0 (PostgreSQL's 0 turns                          it off: leave it out for that), not {}",
+                        "must be a whole number of milliseconds above 0 (PostgreSQL's 0 turns \
+                         it off: leave it out for that), not {}",
                         show(d)
                     ),
                 ));

@@ -160,6 +160,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     // starts, with the run's one line naming it and its package.
     if config.lock.started_nodes() > 0 {
         find_program(&config.lock.program())?;
+        crate::runtime::check_needs(&config.lock.needs(), false)?;
     }
     let temp = tempfile::tempdir()?;
     let store = args.store.clone().unwrap_or_else(|| temp.path().to_owned());

@@ -88,6 +88,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         let in_container = config.runtime == RuntimeKind::Docker;
         if config.lock.started_nodes() > 0 {
             crate::runtime::find_node_program(&config.lock.program(), in_container, &cwd)?;
+            crate::runtime::check_needs(&config.lock.needs(), in_container)?;
         }
         if let Some(server) = config.storage.exec_server()
             && config.storage.started_nodes() > 0

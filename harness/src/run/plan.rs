@@ -11,7 +11,7 @@ use leasehold_results::RunDir;
 
 use crate::config::{Config, StorageService, Subnet};
 use crate::runtime::docker::DATA_MOUNT;
-use crate::runtime::{NodeProgram, NodeSpec, check_needs, find_node_program};
+use crate::runtime::{NodeProgram, NodeSpec, find_node_program};
 use leasehold_workloads::storage::exec as storage_exec;
 use leasehold_workloads::{NodeAddrs, Probe, Program};
 
@@ -75,13 +75,9 @@ pub(crate) fn plan(
         0 => NodeProgram::Leasehold,
         _ => find_node_program(&lock_program, place.in_container, &cwd)?,
     };
-    let needs = system.needs(&config.lock.options());
-    if n > 0 {
-        check_needs(&needs, place.in_container)?;
-    }
     // Servers that leasehold's own node runs from the host (PostgreSQL) see
-    // the host's programs in Docker too.
-    let host_view = user_program || !needs.is_empty();
+    // the host's programs in Docker too; the run checked they are there.
+    let host_view = user_program || !config.lock.needs().is_empty();
     let lock_addrs = (1..=n)
         .map(|i| addr(&format!("lock{i}"), config.lock.port()))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;

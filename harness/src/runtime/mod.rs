@@ -16,4 +16,6 @@ pub mod subnet;
 
 pub use control::{Endpoint, ImageOf, NodeControl, Runtime, wait_ready};
 pub use leasehold_nemesis::partition::Drops;
-pub use spec::{NodeProgram, NodeSpec, check_needs, find_node_program, find_program, find_program_in_container};
+pub use spec::{
+    NodeProgram, NodeSpec, check_needs, find_node_program, find_program, find_program_in_container,
+};

@@ -195,7 +195,10 @@ pub fn find_program_in_container(program: &Program, cwd: &Path) -> anyhow::Resul
 pub fn check_needs(needs: &[(PathBuf, &str)], in_container: bool) -> anyhow::Result<()> {
     for (path, package) in needs {
         if !is_executable(path) {
-            let name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy();
+            let name = path
+                .file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy();
             match path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 Some(dir) => anyhow::bail!(
                     "{name} not found in {}: apt-get install {package}",

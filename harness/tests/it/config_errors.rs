@@ -223,3 +223,31 @@ fn redlock_on_one_node_and_persistence_elsewhere_are_refused() {
     assert_eq!(code, 3);
     insta::assert_snapshot!(err.trim(), @"error: bad.yaml:14:16: lock.persistence: unknown variant `rdb`, expected `none` or `aof`");
 }
+
+#[test]
+fn postgres_settings_are_checked_where_they_stand() {
+    let pg = std::fs::read_to_string(example("postgres.yaml")).unwrap();
+    let cases = [
+        (
+            pg.replace("  service: postgres\n", "  service: postgres\n  nodes: 2\n"),
+            "error: bad.yaml:14:10: lock.nodes: PostgreSQL's advisory locks live in one server: service: postgres has 1 lock node",
+        ),
+        (
+            pg.replace("idle_session_timeout: 1s", "idle_session_timeout: 1500us"),
+            "error: bad.yaml:17:27: lock.postgres.idle_session_timeout: must be a whole number of milliseconds above 0 (PostgreSQL's 0 turns it off: leave it out for that), not 1ms 500us",
+        ),
+        (
+            pg.replace("  service: postgres\n", "  service: redis\n"),
+            "error: bad.yaml:17:5: lock.postgres: only service: postgres takes postgres settings; redis has its own",
+        ),
+        (
+            pg.replace("idle_session_timeout: 1s", "idle_timeout: 1s"),
+            "error: bad.yaml:17:5: lock.postgres.idle_timeout: unknown field `idle_timeout`, expected one of `idle_session_timeout`, `tcp_keepalives_idle`, `tcp_keepalives_interval`, `tcp_keepalives_count`, `tcp_user_timeout`, `bin_dir`",
+        ),
+    ];
+    for (config, want) in cases {
+        let (code, err) = run_config(Some(&config));
+        assert_eq!(code, 3, "{err}");
+        assert_eq!(err.trim(), want);
+    }
+}

@@ -14,6 +14,7 @@ mod interrupt;
 mod nemesis;
 mod pipes;
 mod postgres;
+mod postgres_lock;
 mod redis;
 mod redlock;
 mod storage;

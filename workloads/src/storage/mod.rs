@@ -13,6 +13,7 @@
 
 pub mod etcd_txn;
 pub mod exec;
+pub mod postgres;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use crate::storage_client::{StorageClient, StoredValue};
 
 pub use etcd_txn::EtcdTxnStorageClient;
 pub use exec::{ExecStorageClient, ExecStorageConfig};
+pub use postgres::PostgresStorageClient;
 
 /// The storage systems leasehold knows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

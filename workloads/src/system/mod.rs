@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod redis;
 pub mod redlock;
 pub mod reference;
+pub mod zookeeper;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -120,7 +120,8 @@ pub(super) fn run(a: PostgresArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("run {}", a.bin_dir.join("initdb").display()))?;
         anyhow::ensure!(status.success(), "initdb failed: {status}");
         let hba = cluster.join("pg_hba.conf");
-        let mut text = std::fs::read_to_string(&hba).with_context(|| format!("read {}", hba.display()))?;
+        let mut text =
+            std::fs::read_to_string(&hba).with_context(|| format!("read {}", hba.display()))?;
         text.push_str("\n# leasehold: the run's own network\nhost all all 0.0.0.0/0 trust\n");
         std::fs::write(&hba, text).with_context(|| format!("write {}", hba.display()))?;
     }
