@@ -543,6 +543,9 @@ pub enum LockService {
     /// PostgreSQL 15 advisory locks: one server of the run's own (`postgres`
     /// for its settings).
     Postgres,
+    /// ZooKeeper 3.8: one ensemble member per lock node, started by the run
+    /// (the lease is the client's session, as long as the workload's lease).
+    Zookeeper,
     /// The user's own lock service and adapter: `server` and `client`.
     Exec,
 }
@@ -557,6 +560,7 @@ impl LockService {
             LockService::Redlock => LockSystem::Redlock,
             LockService::Etcd => LockSystem::Etcd,
             LockService::Postgres => LockSystem::Postgres,
+            LockService::Zookeeper => LockSystem::Zookeeper,
             LockService::Exec => LockSystem::Exec,
         }
     }
@@ -628,6 +632,9 @@ pub enum StorageService {
     /// The lock's etcd cluster, written in transactions guarded by the
     /// holder's lock key; needs `lock.service: etcd`.
     EtcdTxn,
+    /// A PostgreSQL 15 server of the run's own, written with a fenced upsert
+    /// (`… WHERE token <= new token`) and a ledger table.
+    Postgres,
 }
 
 impl StorageService {
@@ -638,6 +645,7 @@ impl StorageService {
             StorageService::Reference => StorageSystem::Reference,
             StorageService::Exec => StorageSystem::Exec,
             StorageService::EtcdTxn => StorageSystem::EtcdTxn,
+            StorageService::Postgres => StorageSystem::Postgres,
         }
     }
 }
@@ -664,8 +672,20 @@ impl StorageConfig {
     /// members store the data) and for exec without `server`.
     pub fn started_nodes(&self) -> u32 {
         match (self.service, &self.server) {
-            (StorageService::Reference, _) | (StorageService::Exec, Some(_)) => self.nodes.get(),
+            (StorageService::Reference | StorageService::Postgres, _)
+            | (StorageService::Exec, Some(_)) => self.nodes.get(),
             (StorageService::Exec, None) | (StorageService::EtcdTxn, None | Some(_)) => 0,
+        }
+    }
+
+    /// Files the storage nodes need on the host besides their program, with
+    /// their Debian packages.
+    pub fn needs(&self) -> Vec<(PathBuf, &'static str)> {
+        match self.service {
+            StorageService::Postgres => leasehold_workloads::system::postgres::needs(
+                &leasehold_workloads::system::postgres::PostgresOptions::default(),
+            ),
+            _ => Vec::new(),
         }
     }
 
@@ -1134,6 +1154,15 @@ impl Config {
                 Ok(())
             }
             StorageService::Exec => self.check_exec_storage(),
+            StorageService::Postgres => {
+                if storage.nodes.get() != 1 {
+                    return Err(self.invalid(
+                        "storage.nodes",
+                        "storage service: postgres is one PostgreSQL server: it has 1 node",
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 

@@ -25,8 +25,8 @@ pub use exec::{AdapterLog, ExecConfig, ExecError, ExecLockClient};
 pub use lock_client::{Grant, LockClient};
 pub use reference::ReferenceLockClient;
 pub use storage::{
-    EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig, StorageSystem, StorageSystemClient,
-    Written,
+    EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig, PostgresStorageClient,
+    StorageSystem, StorageSystemClient, Written,
 };
 pub use storage_client::{StorageClient, StoredValue, WriteOutcome};
 pub use system::{LockOptions, LockSystem, NodeAddrs, Probe, Program, ServerRecipe, SystemClient};

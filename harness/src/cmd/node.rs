@@ -1,6 +1,7 @@
 //! `leasehold node …`: the programs that run inside nodes.
 
 mod postgres;
+mod zookeeper;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use leasehold_nodes::{LockServiceConfig, RenewTimeout, RunClock, StorageConfig, 
 use leasehold_workloads::system::exec;
 use leasehold_workloads::{
     AdapterLog, EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig, LockSystem,
-    StorageSystem, StorageSystemClient, SystemClient,
+    PostgresStorageClient, StorageSystem, StorageSystemClient, SystemClient,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,8 @@ enum NodeKind {
     Storage(StorageArgs),
     /// A PostgreSQL server of the run's own ([`postgres`]).
     Postgres(postgres::PostgresArgs),
+    /// A ZooKeeper member of the run's own ([`zookeeper`]).
+    Zookeeper(zookeeper::ZookeeperArgs),
     /// A workload client.
     // Boxed: the largest by far, and every other command pays for its size.
     Worker(Box<WorkerArgs>),
@@ -184,6 +187,13 @@ async fn storage_client(a: &WorkerArgs, timeout: Duration) -> anyhow::Result<Sto
                 .context("etcd-txn storage client")?;
             StorageSystemClient::EtcdTxn(Box::new(client))
         }
+        StorageSystem::Postgres => {
+            let first = a.storage.first().context("no storage address")?;
+            let fencing = matches!(a.storage_fencing, OnOff::On);
+            let client = PostgresStorageClient::new(first, name, fencing, timeout)
+                .context("postgres storage client")?;
+            StorageSystemClient::Postgres(Box::new(client))
+        }
     })
 }
 
@@ -195,9 +205,11 @@ enum RenewTimeoutArg {
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     // Single-threaded, and before any runtime starts threads.
-    if let NodeKind::Postgres(a) = args.kind {
-        return postgres::run(a);
-    }
+    let kind = match args.kind {
+        NodeKind::Postgres(a) => return postgres::run(a),
+        NodeKind::Zookeeper(a) => return zookeeper::run(a),
+        kind => kind,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -207,7 +219,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         // Handlers first, so a stop asked for during start-up is not lost.
         let signals = Signals::install()?;
         tokio::spawn(signals.stop(shutdown.clone()));
-        match args.kind {
+        match kind {
             NodeKind::Lock(a) => {
                 let cfg = LockServiceConfig {
                     name: a.common.name,
@@ -226,7 +238,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 };
                 leasehold_nodes::run_storage(cfg, shutdown).await?;
             }
-            NodeKind::Postgres(_) => unreachable!("run before the runtime starts"),
+            NodeKind::Postgres(_) | NodeKind::Zookeeper(_) => {
+                unreachable!("run before the runtime starts")
+            }
             NodeKind::Worker(a) => {
                 let a = *a;
                 let timeout = Duration::from_millis(a.timeout_ms);
@@ -264,7 +278,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                         .context("exec adapter")?,
                     )),
                     system => system
-                        .client(&a.lock_addrs, &a.common.name, timeout)
+                        .client(&a.lock_addrs, &a.common.name, timeout, cfg.lease)
                         .context("lock client")?,
                 };
                 leasehold_nodes::run_worker_with_storage(

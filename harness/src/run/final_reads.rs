@@ -6,7 +6,7 @@ use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
 use leasehold_workloads::{
     AdapterLog, Completion, EtcdTxnStorageClient, ExecStorageClient, ExecStorageConfig,
-    StorageSystemClient,
+    PostgresStorageClient, StorageSystemClient,
 };
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
@@ -89,7 +89,51 @@ async fn final_client(config: &Config, specs: &[NodeSpec]) -> anyhow::Result<Sto
                 timeout,
             )?))
         }
+        StorageService::Postgres => {
+            let first = addrs.first().context("no storage address")?;
+            StorageSystemClient::Postgres(Box::new(PostgresStorageClient::new(
+                first,
+                "final",
+                config.storage.fencing,
+                timeout,
+            )?))
+        }
     })
+}
+
+/// Saves the ledger of a storage system whose server keeps it (PostgreSQL's
+/// ledger table) as the storage node's `ledger.jsonl`, where
+/// [`merge_ledgers`] finds it: once the workers stopped, before the server
+/// does. Other systems have nothing to save.
+pub(crate) async fn save_server_ledger(
+    config: &Config,
+    clock: RunClock,
+    specs: &[NodeSpec],
+    run_dir: &RunDir,
+) -> anyhow::Result<()> {
+    if config.storage.service != StorageService::Postgres {
+        return Ok(());
+    }
+    let addrs = storage_addrs(config, specs);
+    let first = addrs.first().context("no storage address")?;
+    let timeout = config.workload.timeout;
+    let mut client = PostgresStorageClient::new(first, "final", config.storage.fencing, timeout)?;
+    // The run's zero on the wall clock, which the server stamps its rows by
+    // (the nodes share this kernel's clock).
+    let wall_zero = std::time::SystemTime::now() - std::time::Duration::from_nanos(clock.now());
+    let entries =
+        tokio::time::timeout(std::time::Duration::from_secs(30), client.ledger(wall_zero))
+            .await
+            .map_err(|_| anyhow::anyhow!("reading the ledger table of {first} timed out"))?
+            .map_err(|e| anyhow::anyhow!("reading the ledger table of {first}: {e}"))?;
+    let mut text = String::new();
+    for e in &entries {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    let path = run_dir.node_data_dir("store1").join("ledger.jsonl");
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
 }
 
 /// Merges the storage nodes' ledgers by decision time into the run's

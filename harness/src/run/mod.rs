@@ -38,7 +38,7 @@ use crate::registry;
 use crate::run::collector::{Collected, Collector, Counters};
 use crate::run::context::{READY_LIMIT, RunContext};
 use crate::run::driver::Driver;
-use crate::run::final_reads::{final_reads, merge_ledgers};
+use crate::run::final_reads::{final_reads, merge_ledgers, save_server_ledger};
 use crate::run::setup::{NodeImages, setup};
 use crate::runtime::local::netns;
 use crate::runtime::{NodeSpec, Runtime};
@@ -89,6 +89,9 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         if config.lock.started_nodes() > 0 {
             crate::runtime::find_node_program(&config.lock.program(), in_container, &cwd)?;
             crate::runtime::check_needs(&config.lock.needs(), in_container)?;
+        }
+        if config.storage.started_nodes() > 0 {
+            crate::runtime::check_needs(&config.storage.needs(), in_container)?;
         }
         if let Some(server) = config.storage.exec_server()
             && config.storage.started_nodes() > 0
@@ -395,6 +398,9 @@ async fn drive(
             ctx.config.workload.timeout * 2 + Duration::from_secs(1),
         )
         .await;
+    // Before the storage stops (even on Ctrl-C): a ledger only the server
+    // holds is saved as the reference nodes save theirs.
+    save_server_ledger(ctx.config, ctx.clock, &specs, ctx.run_dir).await?;
     if ctx.cancel.is_cancelled() {
         return Ok(());
     }

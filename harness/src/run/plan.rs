@@ -13,6 +13,7 @@ use crate::config::{Config, StorageService, Subnet};
 use crate::runtime::docker::DATA_MOUNT;
 use crate::runtime::{NodeProgram, NodeSpec, find_node_program};
 use leasehold_workloads::storage::exec as storage_exec;
+use leasehold_workloads::system::postgres;
 use leasehold_workloads::{NodeAddrs, Probe, Program};
 
 /// Where the nodes live, as far as planning them goes.
@@ -81,13 +82,16 @@ pub(crate) fn plan(
     let lock_addrs = (1..=n)
         .map(|i| addr(&format!("lock{i}"), config.lock.port()))
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
-    // Their second addresses (etcd's peer port), where the system needs one.
-    let cluster = match system.peer_port() {
-        Some(port) => (1..=n)
-            .map(|i| addr(&format!("lock{i}"), port))
-            .collect::<anyhow::Result<Vec<SocketAddr>>>()?,
-        None => Vec::new(),
-    };
+    // Their further addresses (etcd's peer port, ZooKeeper's quorum and
+    // election ports), node by node, where the system needs them.
+    let cluster = (1..=n)
+        .flat_map(|i| {
+            system
+                .peer_ports()
+                .iter()
+                .map(move |&port| addr(&format!("lock{i}"), port))
+        })
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
     let mut specs = Vec::new();
     for (i, &a) in lock_addrs.iter().enumerate() {
         let name = format!("lock{}", i + 1);
@@ -245,9 +249,12 @@ fn storage_specs(
 ) -> anyhow::Result<Vec<NodeSpec>> {
     let n = config.storage.started_nodes() as usize;
     let exec_server = config.storage.exec_server();
-    let port = exec_server
-        .as_ref()
-        .map_or(REFERENCE_STORAGE_PORT, |s| s.port);
+    let postgres = config.storage.service == StorageService::Postgres;
+    let port = match &exec_server {
+        Some(s) => s.port,
+        None if postgres => postgres::PORT,
+        None => REFERENCE_STORAGE_PORT,
+    };
     let program = match (&exec_server, n) {
         (Some(server), 1..) => find_node_program(
             &storage_exec::program(server),
@@ -264,6 +271,35 @@ fn storage_specs(
         let name = format!("store{}", i + 1);
         let (dir, dir_arg) = data_dir(&name)?;
         let spec = match &exec_server {
+            None if postgres => {
+                let node = NodeAddrs {
+                    name: name.clone(),
+                    addr: a,
+                    peers: addrs.clone(),
+                    cluster: Vec::new(),
+                    data_dir: dir_arg,
+                };
+                let recipe = postgres::recipe(&node, &postgres::PostgresOptions::default());
+                let mut args = recipe.args;
+                let rest = args.split_off(1);
+                args.extend(common(&name));
+                args.extend(rest);
+                NodeSpec {
+                    name,
+                    role: Role::Storage,
+                    addr: a,
+                    program: NodeProgram::Leasehold,
+                    args,
+                    env: recipe.env,
+                    data_dir: Some(dir),
+                    probe: Some(recipe.probe),
+                    events_on_stdout: recipe.events_on_stdout,
+                    // Its container sees the host's PostgreSQL.
+                    host_view: Some(place.cwd.to_owned()),
+                    stop_grace: None,
+                    process_tree: true,
+                }
+            }
             Some(server) => {
                 let node = NodeAddrs {
                     name: name.clone(),
@@ -339,7 +375,9 @@ pub(crate) fn storage_addrs(config: &Config, specs: &[NodeSpec]) -> Vec<String> 
     match config.storage.service {
         StorageService::EtcdTxn => of_role(Role::Lock),
         StorageService::Exec if config.storage.server.is_none() => config.storage.addresses.clone(),
-        StorageService::Exec | StorageService::Reference => of_role(Role::Storage),
+        StorageService::Exec | StorageService::Reference | StorageService::Postgres => {
+            of_role(Role::Storage)
+        }
     }
 }
 

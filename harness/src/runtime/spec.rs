@@ -84,10 +84,30 @@ impl NodeSpec {
 /// [host view]: NodeSpec::host_view
 pub const HOST_VIEW: [&str; 5] = ["/usr", "/bin", "/lib", "/lib64", "/opt"];
 
-/// Host files a container of a node with a host view sees too, read-only:
-/// the user database, for servers that run as a user of their own or look
-/// their user up (PostgreSQL's `initdb` and `postgres` do both).
-pub const HOST_VIEW_FILES: [&str; 2] = ["/etc/passwd", "/etc/group"];
+/// Host files and folders of `/etc` a container of a node with a host view
+/// sees too, read-only, where the host has them: the user database, for
+/// servers that run as a user of their own or look their user up
+/// (PostgreSQL's `initdb` and `postgres` do both); Debian's alternatives,
+/// through which `/usr/bin/java` and others are links; and the JDKs'
+/// configuration (`/etc/java-N-openjdk`, which each JDK's `conf` and
+/// `jvm.cfg` link to).
+pub fn host_view_etc() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = ["/etc/passwd", "/etc/group", "/etc/alternatives"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(entries) = std::fs::read_dir("/etc") {
+        let mut jdks: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("java-"))
+            .map(|e| e.path())
+            .collect();
+        jdks.sort();
+        paths.extend(jdks);
+    }
+    paths.retain(|p| p.exists());
+    paths
+}
 
 /// Where a container with a host view looks up a program named without a
 /// `/`: Docker's default `PATH` for images that set none, less `/sbin`.
@@ -189,12 +209,25 @@ pub fn find_program_in_container(program: &Program, cwd: &Path) -> anyhow::Resul
 }
 
 /// Checks the files a node needs besides its program (`(path, package)`,
-/// from [`LockSystem::needs`](leasehold_workloads::LockSystem::needs)): each
-/// must be an executable, and in a container within the [`HOST_VIEW`]. A
-/// missing one is an error of one line naming it and its Debian package.
+/// from [`LockSystem::needs`](leasehold_workloads::LockSystem::needs)): a
+/// bare name is a program on `PATH` (the container's, [`CONTAINER_PATH`],
+/// for a container), a path a file that must exist, in a container within
+/// the [`HOST_VIEW`]. A missing one is an error of one line naming it and
+/// its Debian package.
 pub fn check_needs(needs: &[(PathBuf, &str)], in_container: bool) -> anyhow::Result<()> {
     for (path, package) in needs {
-        if !is_executable(path) {
+        if path.components().count() == 1 && path.is_relative() {
+            let search = if in_container {
+                std::ffi::OsString::from(CONTAINER_PATH)
+            } else {
+                std::env::var_os("PATH").unwrap_or_default()
+            };
+            if !std::env::split_paths(&search).any(|d| is_executable(&d.join(path))) {
+                anyhow::bail!("{} not found: apt-get install {package}", path.display());
+            }
+            continue;
+        }
+        if !path.is_file() {
             let name = path
                 .file_name()
                 .unwrap_or(path.as_os_str())

@@ -251,3 +251,16 @@ fn postgres_settings_are_checked_where_they_stand() {
         assert_eq!(err.trim(), want);
     }
 }
+
+#[test]
+fn postgres_storage_has_one_node() {
+    let pg = std::fs::read_to_string(example("postgres-storage.yaml")).unwrap();
+    let (code, err) = run_config(Some(
+        &pg.replace("  service: postgres\n", "  service: postgres\n  nodes: 2\n"),
+    ));
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        err.trim(),
+        "error: bad.yaml:24:10: storage.nodes: storage service: postgres is one PostgreSQL server: it has 1 node"
+    );
+}

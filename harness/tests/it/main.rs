@@ -14,11 +14,12 @@ mod interrupt;
 mod nemesis;
 mod pipes;
 mod postgres;
-mod postgres_lock;
+mod postgres_runs;
 mod redis;
 mod redlock;
 mod storage;
 mod vacuous;
+mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -36,14 +36,18 @@ pub enum StorageSystem {
     /// The lock's etcd cluster, written in transactions guarded by the lock
     /// key (needs `lock.service: etcd`).
     EtcdTxn,
+    /// A PostgreSQL 15 server of the run's own, written with the fenced
+    /// upsert people use with a relational database ([`postgres`]).
+    Postgres,
 }
 
 impl StorageSystem {
     /// Every system, in the order of the docs.
-    pub const ALL: [StorageSystem; 3] = [
+    pub const ALL: [StorageSystem; 4] = [
         StorageSystem::Reference,
         StorageSystem::Exec,
         StorageSystem::EtcdTxn,
+        StorageSystem::Postgres,
     ];
 
     /// Its name as the config and the worker's `--storage-system` flag spell it.
@@ -52,6 +56,7 @@ impl StorageSystem {
             StorageSystem::Reference => "reference",
             StorageSystem::Exec => "exec",
             StorageSystem::EtcdTxn => "etcd-txn",
+            StorageSystem::Postgres => "postgres",
         }
     }
 
@@ -60,10 +65,10 @@ impl StorageSystem {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// Whether its nodes write a ledger of their decisions (`ledger.jsonl` in
-    /// each node's data folder) that the checks can read.
+    /// Whether it keeps a ledger of its decisions that the checks can read:
+    /// the reference nodes' `ledger.jsonl` files, PostgreSQL's ledger table.
     pub fn has_ledger(self) -> bool {
-        self == StorageSystem::Reference
+        matches!(self, StorageSystem::Reference | StorageSystem::Postgres)
     }
 }
 
@@ -90,6 +95,8 @@ pub enum StorageSystemClient {
     Exec(Box<ExecStorageClient>),
     /// etcd transactions through the gateway of the lock's cluster.
     EtcdTxn(Box<EtcdTxnStorageClient>),
+    /// Fenced upserts into PostgreSQL.
+    Postgres(Box<PostgresStorageClient>),
 }
 
 impl StorageSystemClient {
@@ -119,6 +126,7 @@ impl StorageSystemClient {
             StorageSystemClient::Reference(_) => StorageSystem::Reference,
             StorageSystemClient::Exec(_) => StorageSystem::Exec,
             StorageSystemClient::EtcdTxn(_) => StorageSystem::EtcdTxn,
+            StorageSystemClient::Postgres(_) => StorageSystem::Postgres,
         }
     }
 
@@ -141,6 +149,7 @@ impl StorageSystemClient {
                 }),
             StorageSystemClient::Exec(c) => c.write(key, data, token).await,
             StorageSystemClient::EtcdTxn(c) => c.write(key, data, token).await,
+            StorageSystemClient::Postgres(c) => c.write(key, data, token).await,
         }
     }
 
@@ -153,6 +162,7 @@ impl StorageSystemClient {
             }
             StorageSystemClient::Exec(c) => c.read(key).await,
             StorageSystemClient::EtcdTxn(c) => c.read(key).await,
+            StorageSystemClient::Postgres(c) => c.read(key).await,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Lock systems: everything leasehold knows about one lock implementation, one
 //! module each ([`reference`], [`redis`], [`redlock`], [`etcd`], [`postgres`],
-//! [`exec`]).
+//! [`zookeeper`], [`exec`]).
 //!
 //! A system gives
 //!
@@ -50,6 +50,9 @@ pub enum LockSystem {
     /// One PostgreSQL 15 server, locked by session-level advisory locks
     /// ([`postgres`]).
     Postgres,
+    /// A ZooKeeper 3.8 ensemble, one member per lock node, locked by the
+    /// standard recipe ([`zookeeper`]).
+    Zookeeper,
     /// The user's own lock service and adapter (`lock.server`, `lock.client`),
     /// driven over JSON lines ([`exec`]).
     Exec,
@@ -88,10 +91,11 @@ pub struct NodeAddrs {
     pub addr: SocketAddr,
     /// `ip:port` of every lock node of the run, itself included, in order.
     pub peers: Vec<SocketAddr>,
-    /// Each lock node's second address, in the order of `peers`, for systems
-    /// whose members also talk among themselves on a port of their own
-    /// ([`LockSystem::peer_port`]): the same host at that port, or a loopback
-    /// port of its own when nodes share loopback. Empty for other systems.
+    /// Each lock node's further addresses, node by node in the order of
+    /// `peers`, for systems whose members also talk among themselves on ports
+    /// of their own ([`LockSystem::peer_ports`], as many per node): the same
+    /// host at those ports, or loopback ports of their own when nodes share
+    /// loopback. Empty for other systems.
     pub cluster: Vec<SocketAddr>,
     /// Its data folder, as the node sees it (a host path, or the mount point
     /// inside a container).
@@ -135,6 +139,9 @@ pub enum Probe {
     Tcp,
     /// A Redis `PING` answers `+PONG` (not `-LOADING`).
     RedisPing,
+    /// A ZooKeeper member answers `srvr` with its mode (it says it is "not
+    /// currently serving requests" until its ensemble has a leader).
+    ZookeeperServing,
     /// PostgreSQL answers `SELECT 1` as leasehold's role (it accepts
     /// connections while it starts, and refuses them with "the database
     /// system is starting up").
@@ -152,6 +159,9 @@ pub enum Leader {
     /// The Raft leader of an etcd cluster, the member that says it is the
     /// leader in `POST /v3/maintenance/status`.
     EtcdStatus,
+    /// The ZooKeeper member whose `srvr` says `Mode: leader` (a standalone
+    /// server leads itself).
+    ZookeeperMode,
 }
 
 impl Leader {
@@ -165,6 +175,7 @@ impl Leader {
                 let endpoints: Vec<String> = nodes.iter().map(ToString::to_string).collect();
                 crate::etcd_leader(&endpoints, timeout).await
             }
+            Leader::ZookeeperMode => zookeeper::leader(nodes, timeout).await,
         }
     }
 }
@@ -191,12 +202,13 @@ pub struct ServerRecipe {
 
 impl LockSystem {
     /// Every system, in the order of the docs.
-    pub const ALL: [LockSystem; 6] = [
+    pub const ALL: [LockSystem; 7] = [
         LockSystem::Reference,
         LockSystem::Redis,
         LockSystem::Redlock,
         LockSystem::Etcd,
         LockSystem::Postgres,
+        LockSystem::Zookeeper,
         LockSystem::Exec,
     ];
 
@@ -208,6 +220,7 @@ impl LockSystem {
             LockSystem::Redlock => "redlock",
             LockSystem::Etcd => "etcd",
             LockSystem::Postgres => "postgres",
+            LockSystem::Zookeeper => "zookeeper",
             LockSystem::Exec => "exec",
         }
     }
@@ -225,6 +238,7 @@ impl LockSystem {
             LockSystem::Redlock => redlock::PORT,
             LockSystem::Etcd => etcd::PORT,
             LockSystem::Postgres => postgres::PORT,
+            LockSystem::Zookeeper => zookeeper::PORT,
             LockSystem::Exec => options.exec_server().port,
         }
     }
@@ -236,8 +250,9 @@ impl LockSystem {
             LockSystem::Redis => redis::PROGRAM,
             LockSystem::Redlock => redlock::PROGRAM,
             LockSystem::Etcd => etcd::PROGRAM,
-            // `leasehold node postgres` runs initdb and postgres.
-            LockSystem::Postgres => Program::Leasehold,
+            // `leasehold node postgres` runs initdb and postgres;
+            // `leasehold node zookeeper` writes its config and runs java.
+            LockSystem::Postgres | LockSystem::Zookeeper => Program::Leasehold,
             LockSystem::Exec => exec::program(&options.exec_server()),
         }
     }
@@ -248,6 +263,7 @@ impl LockSystem {
     pub fn needs(self, options: &LockOptions) -> Vec<(std::path::PathBuf, &'static str)> {
         match self {
             LockSystem::Postgres => postgres::needs(&options.postgres),
+            LockSystem::Zookeeper => zookeeper::needs(),
             _ => Vec::new(),
         }
     }
@@ -273,6 +289,7 @@ impl LockSystem {
             LockSystem::Redlock => redlock::recipe(options.persistence, node),
             LockSystem::Etcd => etcd::recipe(i, n, node),
             LockSystem::Postgres => postgres::recipe(node, &options.postgres),
+            LockSystem::Zookeeper => zookeeper::recipe(i, node),
             LockSystem::Exec => exec::recipe(&options.exec_server(), i, n, node),
         }
     }
@@ -285,6 +302,7 @@ impl LockSystem {
             LockSystem::Redlock => redlock::TOKEN,
             LockSystem::Etcd => etcd::TOKEN,
             LockSystem::Postgres => postgres::TOKEN,
+            LockSystem::Zookeeper => zookeeper::TOKEN,
             LockSystem::Exec => exec::TOKEN,
         }
     }
@@ -301,17 +319,19 @@ impl LockSystem {
             LockSystem::Redlock => redlock::server_version(addr, timeout).await,
             LockSystem::Etcd => etcd::server_version(addr, timeout).await,
             LockSystem::Postgres => postgres::server_version(addr, timeout).await,
+            LockSystem::Zookeeper => zookeeper::server_version(addr, timeout).await,
             LockSystem::Exec => Ok(exec::VERSION.to_owned()),
         }
     }
 
-    /// The second port its servers listen on, where they need one (etcd's
-    /// peer port): the plan gives each lock node an address for it
-    /// ([`NodeAddrs::cluster`]).
-    pub fn peer_port(self) -> Option<u16> {
+    /// The further ports its servers listen on, where they need them (etcd's
+    /// peer port; ZooKeeper's quorum and election ports): the plan gives each
+    /// lock node an address for each ([`NodeAddrs::cluster`]).
+    pub fn peer_ports(self) -> &'static [u16] {
         match self {
-            LockSystem::Etcd => Some(etcd::PEER_PORT),
-            _ => None,
+            LockSystem::Etcd => &[etcd::PEER_PORT],
+            LockSystem::Zookeeper => &[zookeeper::QUORUM_PORT, zookeeper::ELECTION_PORT],
+            _ => &[],
         }
     }
 
@@ -330,17 +350,21 @@ impl LockSystem {
     pub fn leader(self) -> Leader {
         match self {
             LockSystem::Etcd => Leader::EtcdStatus,
+            LockSystem::Zookeeper => Leader::ZookeeperMode,
             _ => Leader::None,
         }
     }
 
     /// The worker's client of this system: `lock_addrs` are the lock nodes'
-    /// `host:port`, `client` the worker's name, `timeout` bounds each request.
+    /// `host:port`, `client` the worker's name, `timeout` bounds each request,
+    /// `lease` is the lease the worker asks for (ZooKeeper's client asks for
+    /// it as its session timeout).
     pub fn client(
         self,
         lock_addrs: &[String],
         client: &str,
         timeout: Duration,
+        lease: Duration,
     ) -> Result<SystemClient, ClientError> {
         let first = lock_addrs.first().ok_or_else(|| ClientError::BadAddress {
             addr: String::new(),
@@ -360,6 +384,9 @@ impl LockSystem {
             LockSystem::Postgres => {
                 SystemClient::Postgres(Box::new(postgres::PostgresLockClient::new(first, timeout)?))
             }
+            LockSystem::Zookeeper => SystemClient::Zookeeper(Box::new(
+                zookeeper::ZookeeperLockClient::new(lock_addrs, client, timeout, lease)?,
+            )),
             // The adapter is a program to start: [`exec::client`].
             LockSystem::Exec => return Err(ClientError::NeedsCommand { system: "exec" }),
         })
@@ -385,6 +412,8 @@ pub enum SystemClient {
     Etcd(Box<crate::EtcdLockClient>),
     /// The PostgreSQL client, with a session of its own.
     Postgres(Box<postgres::PostgresLockClient>),
+    /// The ZooKeeper client, with a session of its own.
+    Zookeeper(Box<zookeeper::ZookeeperLockClient>),
     /// The user's adapter, driven over JSON lines.
     Exec(Box<crate::ExecLockClient>),
 }
@@ -397,6 +426,7 @@ impl LockClient for SystemClient {
             SystemClient::Redlock(c) => c.service(),
             SystemClient::Etcd(c) => c.service(),
             SystemClient::Postgres(c) => c.service(),
+            SystemClient::Zookeeper(c) => c.service(),
             SystemClient::Exec(c) => c.service(),
         }
     }
@@ -408,6 +438,7 @@ impl LockClient for SystemClient {
             SystemClient::Redlock(c) => c.acquire(lock, ttl).await,
             SystemClient::Etcd(c) => c.acquire(lock, ttl).await,
             SystemClient::Postgres(c) => c.acquire(lock, ttl).await,
+            SystemClient::Zookeeper(c) => c.acquire(lock, ttl).await,
             SystemClient::Exec(c) => c.acquire(lock, ttl).await,
         }
     }
@@ -419,6 +450,7 @@ impl LockClient for SystemClient {
             SystemClient::Redlock(c) => c.renew(lock, token, ttl).await,
             SystemClient::Etcd(c) => c.renew(lock, token, ttl).await,
             SystemClient::Postgres(c) => c.renew(lock, token, ttl).await,
+            SystemClient::Zookeeper(c) => c.renew(lock, token, ttl).await,
             SystemClient::Exec(c) => c.renew(lock, token, ttl).await,
         }
     }
@@ -430,6 +462,7 @@ impl LockClient for SystemClient {
             SystemClient::Redlock(c) => c.release(lock, token).await,
             SystemClient::Etcd(c) => c.release(lock, token).await,
             SystemClient::Postgres(c) => c.release(lock, token).await,
+            SystemClient::Zookeeper(c) => c.release(lock, token).await,
             SystemClient::Exec(c) => c.release(lock, token).await,
         }
     }
@@ -466,6 +499,7 @@ impl Probe {
                 s.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
             }
             Probe::PostgresQuery => postgres::ready(addr, Duration::from_secs(1)).await,
+            Probe::ZookeeperServing => zookeeper::ready(addr, Duration::from_secs(1)).await,
             Probe::EtcdHealth => {
                 let Ok(http) = reqwest::Client::builder().no_proxy().build() else {
                     return false;
@@ -489,6 +523,7 @@ impl Probe {
             Probe::Tcp => format!("tcp {addr}"),
             Probe::RedisPing => format!("redis PING at {addr}"),
             Probe::PostgresQuery => format!("postgres SELECT 1 at {addr}"),
+            Probe::ZookeeperServing => format!("zookeeper srvr at {addr}"),
             Probe::EtcdHealth => format!("http://{addr}{} (etcd health)", crate::ETCD_READY_PATH),
         }
     }

@@ -109,6 +109,7 @@ use zookeeper_client as zk;
 use crate::ClientError;
 use crate::completion::Completion;
 use crate::lock_client::{Grant, LockClient};
+use crate::system::{Leader, NodeAddrs, Probe, Program, ServerRecipe};
 
 /// ZooKeeper's client port.
 pub const PORT: u16 = 2181;
@@ -295,16 +296,77 @@ pub fn classpath() -> String {
 /// ships it (`"/usr/share/java/zookeeper.jar (apt-get install zookeeper)"`);
 /// `None` when all are there.
 pub fn jar_missing() -> Option<String> {
-    JARS.iter().find_map(|j| {
-        let path = PathBuf::from(JAR_DIR).join(j);
-        if path.is_file() {
-            return None;
-        }
+    needs()
+        .into_iter()
+        .skip(1)
+        .find(|(path, _)| !path.is_file())
+        .map(|(path, package)| format!("{} (apt-get install {package})", path.display()))
+}
+
+/// The files a member needs on the host, each with the Debian package that
+/// installs it: [`JAVA`] on `PATH`, then every jar of [`JARS`].
+pub fn needs() -> Vec<(PathBuf, &'static str)> {
+    let jars = JARS.iter().map(|j| {
         let package = JAR_PACKAGES
             .iter()
             .find(|(jar, _)| jar == j)
             .map_or(PACKAGE, |(_, p)| p);
-        Some(format!("{} (apt-get install {package})", path.display()))
+        (PathBuf::from(JAR_DIR).join(j), package)
+    });
+    std::iter::once((PathBuf::from(JAVA), JAVA_PACKAGE))
+        .chain(jars)
+        .collect()
+}
+
+/// Its recipe: `leasehold node zookeeper`, which writes the member's config
+/// ([`prepare`]) into its data folder and becomes `java` with it, told its
+/// id (1-based) and every member's client, quorum and election address
+/// (`node.cluster` holds the quorum and election addresses of each member in
+/// turn; without them each member's own host at [`QUORUM_PORT`] and
+/// [`ELECTION_PORT`]).
+pub fn recipe(i: usize, node: &NodeAddrs) -> ServerRecipe {
+    let mut args: Vec<String> = vec![
+        "zookeeper".into(),
+        "--id".into(),
+        (i + 1).to_string(),
+        "--data-dir".into(),
+        node.data_dir.clone(),
+    ];
+    for (j, &client) in node.peers.iter().enumerate() {
+        let default = Member::on_host(client);
+        let quorum = node.cluster.get(2 * j).copied().unwrap_or(default.quorum);
+        let election = node
+            .cluster
+            .get(2 * j + 1)
+            .copied()
+            .unwrap_or(default.election);
+        args.extend(["--member".into(), format!("{client},{quorum},{election}")]);
+    }
+    ServerRecipe {
+        program: Program::Leasehold,
+        args,
+        env: Vec::new(),
+        port: node.addr.port(),
+        probe: Probe::ZookeeperServing,
+        leader: Leader::ZookeeperMode,
+        events_on_stdout: false,
+    }
+}
+
+/// A `--member` of [`recipe`]: `client,quorum,election`.
+pub fn parse_member(s: &str) -> Result<Member, String> {
+    let addrs: Vec<&str> = s.split(',').collect();
+    let [client, quorum, election] = addrs[..] else {
+        return Err(format!("{s:?} is not client,quorum,election"));
+    };
+    let parse = |a: &str| {
+        a.parse::<SocketAddr>()
+            .map_err(|e| format!("{a:?} in {s:?}: {e}"))
+    };
+    Ok(Member {
+        client: parse(client)?,
+        quorum: parse(quorum)?,
+        election: parse(election)?,
     })
 }
 

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use leasehold_workloads::protocol::{AcquireRequest, GrantReply, ReleaseRequest, RenewRequest};
-use leasehold_workloads::system::{etcd, redis as redis_system};
-use leasehold_workloads::{Completion, LockClient, LockSystem, Program};
+use leasehold_workloads::{Completion, LockClient, LockSystem};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
@@ -380,7 +379,7 @@ pub(super) async fn bench_adapter(
         .ok_or_else(|| anyhow::anyhow!("the cluster has no lock node"))?;
     let version = system.server_version(first, TIMEOUT).await;
     let mut client = system
-        .client(&addrs, CLIENT, TIMEOUT)
+        .client(&addrs, CLIENT, TIMEOUT, TTL)
         .map_err(|e| anyhow::anyhow!("the {system} adapter: {e}"))?;
     let mut raw = RawClient::for_system(system, lock_addrs).await;
     let mut adapter = Sequences::default();
@@ -447,33 +446,30 @@ impl RawClient {
     /// The raw client for `system`'s servers, connected; why there is none
     /// otherwise.
     async fn for_system(system: LockSystem, lock_addrs: &[SocketAddr]) -> Result<Self, Raw> {
-        let program = system.program(&leasehold_workloads::LockOptions::default());
-        if program == redis_system::PROGRAM {
+        match system {
             // The redis adapter talks to the first node only; a system of
             // several independent redis-servers (Redlock) to every one.
-            let nodes = if system == LockSystem::Redis {
-                &lock_addrs[..1]
-            } else {
-                lock_addrs
-            };
-            return RawRedis::connect(nodes)
+            LockSystem::Redis => RawRedis::connect(&lock_addrs[..1])
                 .await
                 .map(RawClient::Redis)
-                .map_err(Raw::Failed);
-        }
-        if program == etcd::PROGRAM {
-            return RawEtcd::new(lock_addrs[0])
+                .map_err(Raw::Failed),
+            LockSystem::Redlock => RawRedis::connect(lock_addrs)
+                .await
+                .map(RawClient::Redis)
+                .map_err(Raw::Failed),
+            LockSystem::Etcd => RawEtcd::new(lock_addrs[0])
                 .map(RawClient::Etcd)
-                .map_err(Raw::Failed);
-        }
-        if program == Program::Leasehold {
-            return RawReference::new(lock_addrs[0])
+                .map_err(Raw::Failed),
+            LockSystem::Reference => RawReference::new(lock_addrs[0])
                 .map(RawClient::Reference)
-                .map_err(Raw::Failed);
+                .map_err(Raw::Failed),
+            // Their adapters are one library call per request already
+            // (tokio-postgres statements, zookeeper-client calls): there is
+            // no thinner client to compare them with.
+            LockSystem::Postgres | LockSystem::Zookeeper | LockSystem::Exec => Err(Raw::None(
+                format!("no raw client is known for the servers of {system}"),
+            )),
         }
-        Err(Raw::None(format!(
-            "no raw client is known for the servers of {system}"
-        )))
     }
 
     fn describe(&self) -> String {

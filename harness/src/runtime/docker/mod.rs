@@ -45,7 +45,7 @@ use crate::registry;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
 use crate::runtime::spec::{
-    CONTAINER_PATH, HOST_VIEW, HOST_VIEW_FILES, NodeProgram, NodeSpec, set_flags,
+    CONTAINER_PATH, HOST_VIEW, NodeProgram, NodeSpec, host_view_etc, set_flags,
 };
 use crate::runtime::subnet::reserve_subnet;
 
@@ -609,14 +609,14 @@ async fn start_container(
 }
 
 /// The read-only bind mounts of a host view of `cwd`: each [`HOST_VIEW`]
-/// folder and [`HOST_VIEW_FILES`] file the host has, at its own path, and
-/// `cwd`.
+/// folder the host has and [`host_view_etc`], at its own path, and `cwd`.
 fn host_view_binds(cwd: &Path) -> Vec<String> {
+    let etc = host_view_etc();
     HOST_VIEW
         .iter()
-        .chain(HOST_VIEW_FILES.iter())
         .map(Path::new)
         .filter(|d| d.exists())
+        .chain(etc.iter().map(PathBuf::as_path))
         .chain(std::iter::once(cwd))
         .map(|d| format!("{0}:{0}:ro", d.display()))
         .collect()

@@ -1,7 +1,7 @@
-//! PostgreSQL 15 as the lock system: leasehold initialises and starts its own
-//! cluster per run (never the system's), as the unprivileged `postgres` user,
-//! in the node's namespace locally and in a container that sees the host's
-//! binaries in Docker.
+//! PostgreSQL 15 as the lock system and as the storage: leasehold initialises
+//! and starts its own cluster per node (never the system's), as the
+//! unprivileged `postgres` user, in the node's namespace locally and in a
+//! container that sees the host's binaries in Docker.
 
 use crate::*;
 
@@ -83,6 +83,67 @@ fn postgres_examples_run_in_docker() {
     }
 }
 
+/// Runs a PostgreSQL storage example and checks what every such run shows:
+/// the storage named, its ledger table saved as the run's ledger, and no
+/// cluster left behind.
+fn run_postgres_storage(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::Value) {
+    let store = tempfile::tempdir().unwrap();
+    let (out, dir) = run_example_in(store.path(), name, seed, extra);
+    let (code, stdout, results, _) =
+        assert_system_run(&format!("{name} seed {seed}"), &out, &dir, "reference");
+    assert!(
+        stdout.contains("storage: postgres ("),
+        "the storage is named:\n{stdout}"
+    );
+    let ledger = std::fs::read_to_string(dir.join("ledger.jsonl")).unwrap();
+    let entries: Vec<serde_json::Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let accepted = entries
+        .iter()
+        .filter(|e| e["decision"] == "accepted")
+        .count() as u64;
+    // Every write acknowledged is in it (and any whose reply was lost).
+    let acknowledged = results["counts"]["writes_accepted"].as_u64().unwrap();
+    assert!(accepted >= acknowledged, "{accepted} < {acknowledged}");
+    assert!(accepted > 0, "the ledger table holds the accepted writes");
+    let log = std::fs::read_to_string(dir.join("nodes/store1.log")).unwrap();
+    assert!(
+        log.contains("starting PostgreSQL 15."),
+        "store1.log:\n{log}"
+    );
+    assert!(!dir.join("nodes/store1/pg").exists());
+    (code, stdout, results)
+}
+
+#[test]
+fn postgres_storage_fences_stale_writes_and_keeps_a_ledger() {
+    if !require_postgres() {
+        return;
+    }
+    for seed in [1, 2] {
+        let (code, stdout, results) = run_postgres_storage("postgres-storage.yaml", seed, &[]);
+        assert_fenced_valid(code, &stdout, &results, seed);
+        let (code, stdout, results) =
+            run_postgres_storage("postgres-storage-unfenced.yaml", seed, &[]);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+    }
+}
+
+#[test]
+fn postgres_storage_runs_in_docker() {
+    if !require_postgres() || !require_docker() {
+        return;
+    }
+    let docker = ["--runtime", "docker", "--duration", "6s"];
+    let (code, stdout, results) = run_postgres_storage("postgres-storage.yaml", 41, &docker);
+    assert_fenced_valid(code, &stdout, &results, 41);
+    let (code, stdout, results) =
+        run_postgres_storage("postgres-storage-unfenced.yaml", 42, &docker);
+    assert_unfenced_invalid(code, &stdout, &results, 42);
+}
+
 /// A pause of the lock node stops PostgreSQL's backends too (each runs in a
 /// session of its own, outside the node's process group): no lock request
 /// sent while the node is paused is answered before it resumes. And a kill
@@ -107,8 +168,9 @@ fn a_postgres_node_pause_reaches_its_backends_and_a_kill_restarts_it() {
     .unwrap();
     let out = run_in(&repo(), store.path(), &config, 7, &[]);
     let dir = run_dir_of(store.path());
-    let (code, stdout, _, _) = assert_system_run("node pause", &out, &dir, "postgres");
-    assert_eq!(code, 0, "{stdout}");
+    // The kill may well break mutual exclusion (the restarted server knows
+    // no lock, while the holder's lease runs on): a finding, not judged here.
+    let (_, stdout, _, _) = assert_system_run("node pause", &out, &dir, "postgres");
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
     let events: Vec<serde_json::Value> = history
         .lines()

@@ -1,0 +1,80 @@
+//! ZooKeeper 3.8 as the lock system: leasehold starts its own ensemble (one
+//! member per lock node, from Debian's jars, with its own config and data
+//! folder), in the nodes' namespaces locally and in containers that see the
+//! host's JRE and jars in Docker.
+
+use crate::*;
+
+/// Whether Debian's `zookeeper` and a JRE are installed; in CI a missing one
+/// is a failure, not a skip.
+fn require_zookeeper() -> bool {
+    let jars = leasehold_workloads::system::zookeeper::jar_missing();
+    assert!(
+        jars.is_none() || !in_ci(),
+        "CI=true but {jars:?} (.ci/run installs zookeeper)"
+    );
+    jars.is_none() && require_program("java", "default-jre-headless")
+}
+
+/// Runs a ZooKeeper example and checks what every ZooKeeper run must show:
+/// the system, its version and its token named, a 3-member ensemble, the
+/// servers' logs in the nodes' logs, and a holder that learned its session
+/// expired saying so in the history.
+fn run_zookeeper(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::Value) {
+    let store = tempfile::tempdir().unwrap();
+    let (out, dir) = run_example_in(store.path(), name, seed, extra);
+    let (code, stdout, results, version) =
+        assert_system_run(&format!("{name} seed {seed}"), &out, &dir, "zookeeper");
+    assert!(
+        version.starts_with("3.8."),
+        "zookeeper 3.8.x, not {version:?}"
+    );
+    let token = results["lock_system"]["token"].as_str().unwrap();
+    assert!(token.contains("czxid"), "{token}");
+    for i in 1..=3 {
+        let log = std::fs::read_to_string(dir.join(format!("nodes/lock{i}.log"))).unwrap();
+        assert!(log.contains("QuorumPeer"), "lock{i}.log:\n{log}");
+    }
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("lease lost: session expired, learned"),
+        "a paused holder learns its session expired:\n{stdout}"
+    );
+    assert_eq!(check_validity(&results, "token-order"), "valid");
+    assert_eq!(check_validity(&results, "mutual-exclusion"), "valid");
+    (code, stdout, results)
+}
+
+#[test]
+fn zookeeper_unfenced_accepts_stale_writes_and_fenced_rejects_them_locally() {
+    if !require_zookeeper() || !require_root() {
+        return;
+    }
+    for seed in [1, 2] {
+        let (code, stdout, results) = run_zookeeper("zookeeper.yaml", seed, &[]);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+        assert_eq!(results["runtime"], "local");
+        let (code, stdout, results) = run_zookeeper("zookeeper-fenced.yaml", seed + 20, &[]);
+        assert_fenced_valid(code, &stdout, &results, seed + 20);
+    }
+}
+
+#[test]
+fn zookeeper_examples_run_in_docker() {
+    if !require_zookeeper() || !require_docker() {
+        return;
+    }
+    let docker = ["--runtime", "docker", "--duration", "6s"];
+    for seed in [31, 32] {
+        let (code, stdout, results) = run_zookeeper("zookeeper.yaml", seed, &docker);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+        assert_eq!(results["runtime"], "docker");
+    }
+    let (code, stdout, results) = run_zookeeper("zookeeper-fenced.yaml", 33, &docker);
+    assert_fenced_valid(code, &stdout, &results, 33);
+}
+
+#[test]
+fn a_missing_java_is_one_line_and_exit_3() {
+    assert_missing_server_is_one_line("zookeeper.yaml", "java", "default-jre-headless");
+}
