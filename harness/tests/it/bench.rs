@@ -198,6 +198,69 @@ fn bench_cluster_times_a_3_node_etcd_cluster() {
 }
 
 #[test]
+fn bench_cluster_times_postgres_and_a_3_member_zookeeper() {
+    let postgres = std::path::Path::new(leasehold_workloads::system::postgres::BIN_DIR)
+        .join("postgres")
+        .is_file();
+    assert!(postgres || !in_ci(), "CI=true but postgresql is missing");
+    if postgres && require_root() {
+        let stdout = bench_cluster(&[
+            "--lock",
+            "postgres",
+            "--ops",
+            "20",
+            "--pauses",
+            "1",
+            "--partitions",
+            "0",
+            "--kills",
+            "1",
+        ]);
+        assert!(
+            stdout.starts_with("cluster of 3 nodes (1 postgres lock node, 1 storage, 1 worker)"),
+            "{stdout}"
+        );
+        assert_adapter_figures(&stdout, "postgres", 20);
+        assert!(stdout.contains("raw: the adapter's statements on one tokio-postgres"));
+        let version = line_of(&stdout, "lock adapter: postgres ");
+        assert!(version.starts_with("lock adapter: postgres 15."), "{version}");
+    }
+    if !require_program("java", "default-jre-headless") {
+        return;
+    }
+    let stdout = bench_cluster(&[
+        "--lock",
+        "zookeeper",
+        "--nodes",
+        "3",
+        "--ops",
+        "20",
+        "--pauses",
+        "1",
+        "--partitions",
+        "0",
+        "--kills",
+        "1",
+    ]);
+    assert!(
+        stdout.starts_with("cluster of 5 nodes (3 zookeeper lock nodes, 1 storage, 1 worker)"),
+        "{stdout}"
+    );
+    let version = line_of(&stdout, "lock adapter: zookeeper ");
+    assert!(version.starts_with("lock adapter: zookeeper 3.8."), "{version}");
+    // No thinner client than the adapter's library: adapter figures only.
+    assert!(stdout.contains("raw: none (no raw client is known for the servers of zookeeper)"));
+    for kind in ["acquire", "renew", "release"] {
+        let line = line_of(&stdout, &format!("  {kind:<9} adapter  "));
+        assert!(
+            line.contains("n=20 ") && line.contains("failed 0 "),
+            "{line}\n{stdout}"
+        );
+        assert!(number_after(line, "p99").is_some(), "{line}");
+    }
+}
+
+#[test]
 fn bench_cluster_with_a_missing_server_is_one_line_and_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("bin");

@@ -71,7 +71,7 @@ pub const ROLE: &str = "leasehold";
 pub const TOKEN: &str = "nextval of the sequence leasehold_fence, taken after pg_try_advisory_lock succeeds (WAL-logged: a restart only moves it forward)";
 
 /// The sequence the tokens come from.
-const SEQUENCE: &str = "leasehold_fence";
+pub const SEQUENCE: &str = "leasehold_fence";
 
 /// The server settings that decide how long a lock outlives a silent holder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,8 +203,8 @@ fn config(addr: SocketAddr, timeout: Duration) -> Config {
     c
 }
 
-/// Connects, and drives the connection in a task of its own.
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, String> {
+/// Connects as [`ROLE`], and drives the connection in a task of its own.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, String> {
     let cfg = config(addr, timeout);
     let (client, connection) = tokio::time::timeout(timeout, cfg.connect(NoTls))
         .await

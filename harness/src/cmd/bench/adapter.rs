@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use leasehold_workloads::protocol::{AcquireRequest, GrantReply, ReleaseRequest, RenewRequest};
+use leasehold_workloads::system::postgres as postgres_system;
 use leasehold_workloads::{Completion, LockClient, LockSystem};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -440,6 +441,7 @@ enum RawClient {
     Redis(RawRedis),
     Etcd(RawEtcd),
     Reference(RawReference),
+    Postgres(RawPostgres),
 }
 
 impl RawClient {
@@ -463,12 +465,15 @@ impl RawClient {
             LockSystem::Reference => RawReference::new(lock_addrs[0])
                 .map(RawClient::Reference)
                 .map_err(Raw::Failed),
-            // Their adapters are one library call per request already
-            // (tokio-postgres statements, zookeeper-client calls): there is
-            // no thinner client to compare them with.
-            LockSystem::Postgres | LockSystem::Zookeeper | LockSystem::Exec => Err(Raw::None(
-                format!("no raw client is known for the servers of {system}"),
-            )),
+            LockSystem::Postgres => RawPostgres::connect(lock_addrs[0])
+                .await
+                .map(RawClient::Postgres)
+                .map_err(Raw::Failed),
+            // Its adapter is one zookeeper-client call per request already:
+            // there is no thinner client to compare it with.
+            LockSystem::Zookeeper | LockSystem::Exec => Err(Raw::None(format!(
+                "no raw client is known for the servers of {system}"
+            ))),
         }
     }
 
@@ -491,6 +496,10 @@ impl RawClient {
             RawClient::Reference(_) => {
                 "POST /v1/acquire, /v1/renew, /v1/release, bare reqwest".to_owned()
             }
+            RawClient::Postgres(_) => "the adapter's statements on one tokio-postgres \
+                 connection, no timeouts (acquire: pg_try_advisory_lock + nextval; renew: \
+                 SELECT 1; release: pg_advisory_unlock)"
+                .to_owned(),
         }
     }
 
@@ -506,6 +515,7 @@ impl RawClient {
                 RawClient::Redis(r) => r.op(kind).await,
                 RawClient::Etcd(r) => r.op(kind).await,
                 RawClient::Reference(r) => r.op(kind).await,
+                RawClient::Postgres(r) => r.op(kind).await,
             };
             into.of_mut(kind).record(t.stop(), ok);
         }
@@ -517,6 +527,7 @@ impl RawClient {
             RawClient::Redis(r) => r.held,
             RawClient::Etcd(r) => r.held.is_some(),
             RawClient::Reference(r) => r.token.is_some(),
+            RawClient::Postgres(r) => r.held,
         }
     }
 }
@@ -681,6 +692,53 @@ impl RawEtcd {
                 let unlocked = self.post(&self.unlock, &json!({ "key": key })).await;
                 let revoked = self.post(&self.revoke, &json!({ "ID": lease })).await;
                 unlocked.is_some() && revoked.is_some()
+            }
+        }
+    }
+}
+
+/// Raw PostgreSQL: the adapter's statements on one connection of its own.
+struct RawPostgres {
+    pg: tokio_postgres::Client,
+    key: i64,
+    nextval: String,
+    held: bool,
+}
+
+impl RawPostgres {
+    async fn connect(addr: SocketAddr) -> Result<Self, String> {
+        let pg = postgres_system::connect(addr, TIMEOUT).await?;
+        let sequence = postgres_system::SEQUENCE;
+        pg.batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {sequence}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(RawPostgres {
+            pg,
+            key: postgres_system::lock_key(RAW_LOCK),
+            nextval: format!("SELECT nextval('{sequence}')"),
+            held: false,
+        })
+    }
+
+    async fn op(&mut self, kind: OpKind) -> bool {
+        let key: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.key];
+        match kind {
+            OpKind::Acquire => {
+                let got = self
+                    .pg
+                    .query_one("SELECT pg_try_advisory_lock($1)", &key)
+                    .await
+                    .is_ok_and(|r| r.get::<_, bool>(0));
+                self.held = got && self.pg.query_one(&self.nextval, &[]).await.is_ok();
+                self.held
+            }
+            OpKind::Renew => self.pg.simple_query("SELECT 1").await.is_ok(),
+            OpKind::Release => {
+                self.held = false;
+                self.pg
+                    .query_one("SELECT pg_advisory_unlock($1)", &key)
+                    .await
+                    .is_ok_and(|r| r.get::<_, bool>(0))
             }
         }
     }

@@ -113,7 +113,11 @@ pub(super) fn run(a: PostgresArgs) -> anyhow::Result<ExitCode> {
             .arg(&seen)
             .args(["--username", leasehold_workloads::system::postgres::ROLE])
             .args(["--auth", "trust", "--no-sync", "--no-instructions"])
-            .args(["--encoding", "UTF8", "--locale", "C"]);
+            .args(["--encoding", "UTF8", "--locale", "C"])
+            // Else initdb reads every file under /usr/share/zoneinfo to find
+            // the one that matches the local time (5 s in a container, which
+            // has no /etc/localtime); the server logs in UTC.
+            .env("TZ", "UTC");
         isolate(&mut initdb, isolation, &a.data_dir);
         let status = initdb
             .status()
