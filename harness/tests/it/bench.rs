@@ -223,7 +223,10 @@ fn bench_cluster_times_postgres_and_a_3_member_zookeeper() {
         assert_adapter_figures(&stdout, "postgres", 20);
         assert!(stdout.contains("raw: the adapter's statements on one tokio-postgres"));
         let version = line_of(&stdout, "lock adapter: postgres ");
-        assert!(version.starts_with("lock adapter: postgres 15."), "{version}");
+        assert!(
+            version.starts_with("lock adapter: postgres 15."),
+            "{version}"
+        );
     }
     if !require_program("java", "default-jre-headless") {
         return;
@@ -247,7 +250,10 @@ fn bench_cluster_times_postgres_and_a_3_member_zookeeper() {
         "{stdout}"
     );
     let version = line_of(&stdout, "lock adapter: zookeeper ");
-    assert!(version.starts_with("lock adapter: zookeeper 3.8."), "{version}");
+    assert!(
+        version.starts_with("lock adapter: zookeeper 3.8."),
+        "{version}"
+    );
     // No thinner client than the adapter's library: adapter figures only.
     assert!(stdout.contains("raw: none (no raw client is known for the servers of zookeeper)"));
     for kind in ["acquire", "renew", "release"] {

@@ -7,7 +7,7 @@
 //! | `reference` | `leasehold node storage` per storage node | [`StorageClient`], HTTP | high water per key, `storage.fencing` | yes: every decision, written by the node |
 //! | [`exec`] | the user's `storage.server.command`, or the user's own `storage.addresses` | the user's adapter over JSON lines ([`ExecStorageClient`]) | the user's store's business | no |
 //! | [`etcd_txn`] | none: the lock's etcd members store the data | a transaction through etcd's JSON gateway ([`EtcdTxnStorageClient`]) | the writer's lock key must still exist with its create revision | no |
-| [`postgres`] | `leasehold node postgres` (one PostgreSQL 15 server of the run's own) | one transaction per write through `tokio-postgres` ([`PostgresStorageClient`]) | the upsert's `WHERE token <= new token`, `storage.fencing` | yes: a ledger table written in the write's transaction, saved as the node's `ledger.jsonl` at the end of the run |
+//! | [`postgres`] | `leasehold node postgres` (one PostgreSQL 15 server of the run's own) | one transaction per write through `tokio-postgres` ([`PostgresStorageClient`]) | the upsert's `WHERE token <= new token`, `storage.fencing` | yes: a ledger table written in the write's transaction, saved as the node's `ledger.jsonl` at the end of the run |
 //!
 //! Without a ledger the checks judge the writes by their replies in the
 //! history alone (`ok` accepted, `fail` rejected, `info` not judged).

@@ -36,6 +36,12 @@
 //!   survive it, so no lock changes hands while it is paused.
 //! - **A partition**: the holder's renews time out (`info`); its session, and
 //!   the lock, end only when keepalive or `tcp_user_timeout` gives up on it.
+//! - **A kill of the server**: every session dies with it, so every lock is
+//!   free the moment the server is back, while the holders' leases (what the
+//!   last grant or renew vouched for) run on: the restarted server grants the
+//!   lock to another client inside a lease, and mutual exclusion breaks. The
+//!   sequence survives (it is WAL-logged 32 values ahead), so the new token is
+//!   larger: fenced storage still rejects the old holder.
 //!
 //! Renew is a round-trip on the holder's session; release is
 //! `pg_advisory_unlock`. A timeout drops the session (closing it is what
