@@ -34,6 +34,9 @@ pub enum Command {
     /// Remove what killed runs left behind: processes, network namespaces,
     /// interfaces. Runs whose controller is still alive are left alone.
     Cleanup(cmd::cleanup::CleanupArgs),
+    /// Run the findings matrix (each lock system, unfenced and fenced, under
+    /// each fault) and print its table, or write it into a file.
+    Findings(cmd::findings::FindingsArgs),
     /// Build the container images of leasehold's nodes (Docker runtime).
     Images(cmd::images::ImagesArgs),
     /// Measure the harness itself: cluster start, teardown, pause latency.
@@ -52,6 +55,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Check(args) => cmd::check::run(args),
         Command::Cleanup(args) => cmd::cleanup::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Findings(args) => cmd::findings::run(args),
         Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),
     }

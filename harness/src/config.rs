@@ -2123,14 +2123,17 @@ mod tests {
     fn every_example_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let mut seen = 0;
-        // The examples and their subfolders (exec/, findings/).
+        // The examples and their subfolders (exec/, findings/, findings/matrix/).
         let mut paths = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                paths.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            } else {
-                paths.push(path);
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    paths.push(path);
+                }
             }
         }
         for path in paths {
@@ -2140,7 +2143,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 18, "only {seen} examples in {}", dir.display());
+        assert!(seen >= 70, "only {seen} examples in {}", dir.display());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod cleanup;
+pub mod findings;
 pub mod images;
 pub mod node;
 pub mod run;

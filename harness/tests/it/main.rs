@@ -9,6 +9,7 @@ mod docker;
 mod etcd;
 mod examples;
 mod exec;
+mod findings;
 mod images;
 mod interrupt;
 mod nemesis;

@@ -68,8 +68,12 @@ struct Isolation {
     mount: bool,
 }
 
-pub(super) fn run(a: PostgresArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(mut a: PostgresArgs) -> anyhow::Result<ExitCode> {
     let _ = &a.common;
+    // The server takes its socket folder from the cluster's folder, where it
+    // has changed directory to: a relative path would point elsewhere.
+    a.data_dir = std::path::absolute(&a.data_dir)
+        .with_context(|| format!("the data folder {}", a.data_dir.display()))?;
     let user = if nix::unistd::geteuid().is_root() {
         let u = User::from_name(&a.user)
             .with_context(|| format!("look up the user {}", a.user))?

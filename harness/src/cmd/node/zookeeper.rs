@@ -33,8 +33,11 @@ pub(super) struct ZookeeperArgs {
 
 pub(super) fn run(a: ZookeeperArgs) -> anyhow::Result<ExitCode> {
     let _ = &a.common;
-    let args = prepare(&a.data_dir, a.id, &a.members, &ZookeeperOptions::default())
-        .with_context(|| format!("prepare {}", a.data_dir.display()))?;
+    // zoo.cfg names it, for a server that may resolve it from elsewhere.
+    let data_dir = std::path::absolute(&a.data_dir)
+        .with_context(|| format!("the data folder {}", a.data_dir.display()))?;
+    let args = prepare(&data_dir, a.id, &a.members, &ZookeeperOptions::default())
+        .with_context(|| format!("prepare {}", data_dir.display()))?;
     // Only returns on failure.
     let err = Command::new(JAVA).args(&args).exec();
     Err(err).with_context(|| format!("run {JAVA}"))
