@@ -14,6 +14,11 @@ pub struct Checked {
     pub validity: Validity,
     /// One report per check that ran, in the order [`check_with`] runs them.
     pub checks: Vec<CheckReport>,
+    /// How close each accepted write came to its holder's lease deadline
+    /// ([`lease_margins`](crate::lease_margins)); `None` when not measured
+    /// (a Jepsen history, which has no leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margins: Option<crate::margins::Margins>,
 }
 
 /// What a caller may know about a run beyond its history and ledger, and how
@@ -68,7 +73,11 @@ pub fn check_with(input: CheckInput<'_>, options: &CheckOptions) -> Checked {
     let validity = checks
         .iter()
         .fold(Validity::Valid, |v, c| v.combine(c.validity));
-    Checked { validity, checks }
+    Checked {
+        validity,
+        checks,
+        margins: Some(crate::margins::lease_margins(input)),
+    }
 }
 
 #[cfg(test)]

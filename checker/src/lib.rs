@@ -18,6 +18,7 @@ mod lease;
 mod ledger;
 mod linearizability;
 mod lost_write;
+mod margins;
 mod mutual_exclusion;
 mod op;
 mod stale_write;
@@ -25,6 +26,7 @@ mod stale_write;
 mod test_support;
 mod token_order;
 mod verdict;
+mod writes;
 
 pub use check::{CheckOptions, Checked, check, check_with};
 pub use edn::{Edn, MAX_DEPTH as EDN_MAX_DEPTH, parse_edn, parse_edn_history, read_edn_history};
@@ -41,6 +43,7 @@ pub use linearizability::{
     check_linearizability, check_operations, check_partitions, combine_analyses,
 };
 pub use lost_write::{check_lost_writes, check_lost_writes_with_fencing};
+pub use margins::{CLOSEST, Margin, MarginBucket, Margins, lease_margins};
 pub use mutual_exclusion::check_mutual_exclusion;
 pub use op::{Call, Op, Outcome};
 pub use stale_write::{StaleWriteStats, check_stale_writes, check_stale_writes_with_stats};

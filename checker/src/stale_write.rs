@@ -82,11 +82,11 @@
 
 use crate::input::CheckInput;
 use crate::lease::{Grant, Leases, TokenLeases};
-use crate::ledger::{Decision, LedgerEntry, WriteOps};
-use crate::op::{Call, Outcome};
+use crate::ledger::WriteOps;
 use crate::verdict::{
     Anomaly, Certainty, CheckReport, Judged, Validity, judged_nothing, plural, unless_vacuous,
 };
+use crate::writes::{Write, accepted_and_rejected_writes};
 
 /// Counts gathered by the stale-write check (also put in the report's `stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -327,72 +327,6 @@ fn summary(s: &StaleWriteStats) -> String {
         );
     }
     line
-}
-
-/// A write storage decided on (or, without a ledger, one whose reply says so).
-struct Write<'a> {
-    token: u64,
-    key: &'a str,
-    data: &'a str,
-    /// Bounds of the moment storage decided.
-    lower: u64,
-    upper: u64,
-    accepted: bool,
-    /// Position in `ops` of a write judged by its reply (no ledger).
-    op: Option<usize>,
-    /// Position in the ledger, and the entry.
-    ledger: Option<usize>,
-    entry: Option<&'a LedgerEntry>,
-}
-
-fn accepted_and_rejected_writes<'a>(input: CheckInput<'a>) -> Vec<Write<'a>> {
-    match input.ledger {
-        Some(ledger) => ledger_writes(ledger),
-        None => input
-            .ops
-            .iter()
-            .enumerate()
-            .filter_map(|(i, op)| {
-                let Call::Write { key, token, data } = &op.call else {
-                    return None;
-                };
-                let accepted = match op.outcome {
-                    Outcome::Ok => true,
-                    Outcome::Fail => false,
-                    Outcome::Info => return None,
-                };
-                Some(Write {
-                    token: *token,
-                    key,
-                    data,
-                    lower: op.invoke_time,
-                    upper: op.complete_time.unwrap_or(u64::MAX),
-                    accepted,
-                    op: Some(i),
-                    ledger: None,
-                    entry: None,
-                })
-            })
-            .collect(),
-    }
-}
-
-fn ledger_writes(ledger: &[LedgerEntry]) -> Vec<Write<'_>> {
-    ledger
-        .iter()
-        .enumerate()
-        .map(|(pos, e)| Write {
-            token: e.token,
-            key: &e.key,
-            data: &e.data,
-            lower: e.time,
-            upper: e.time,
-            accepted: e.decision == Decision::Accepted,
-            op: None,
-            ledger: Some(pos),
-            entry: Some(e),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -68,6 +68,12 @@ pub struct Results {
     /// written before it existed (which always had a ledger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSummary>,
+    /// How close each accepted write came to its holder's lease deadline: a
+    /// histogram and the closest calls, in a valid run too (a fenced run
+    /// that passed with writes 3 ms from their deadline is a warning);
+    /// absent for a Jepsen history and in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margins: Option<leasehold_checker::Margins>,
 }
 
 /// The checks that judge storage's decisions: from its ledger when there is
@@ -327,6 +333,7 @@ impl Results {
             nodes: Vec::new(),
             lock_system: None,
             storage: None,
+            margins: None,
         }
     }
 
@@ -335,6 +342,7 @@ impl Results {
     pub fn record_checks(&mut self, checked: Checked, history: &[Event]) {
         self.verdict = checked.validity;
         self.checks = checked.checks;
+        self.margins = checked.margins;
         self.counts = Counts::tally(history, &self.checks);
     }
 
@@ -593,6 +601,7 @@ mod tests {
                 anomalies: vec![],
                 stats: stats.as_object().unwrap().clone(),
             }],
+            margins: None,
         };
         let mut r = sample();
         r.record_checks(checked, &history);

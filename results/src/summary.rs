@@ -173,6 +173,9 @@ impl Results {
             }
         }
 
+        if let Some(line) = self.margins.as_ref().and_then(margins_line) {
+            let _ = writeln!(s, "{line}");
+        }
         if self.counts.stale_rejected > 0 {
             let _ = writeln!(
                 s,
@@ -182,6 +185,33 @@ impl Results {
         }
         s
     }
+}
+
+/// `margins: 26 accepted writes; closest call 3.1 ms before its lease
+/// deadline (w1's "w1-3" to "k0", token 7); median 640.2 ms before; 2 landed
+/// after it`; `None` when no write had a margin.
+fn margins_line(m: &leasehold_checker::Margins) -> Option<String> {
+    if m.writes == 0 {
+        return None;
+    }
+    let mut line = format!("margins: {}", plural(m.writes, "accepted write"));
+    if let Some(c) = m.closest.iter().find(|c| c.margin_ms >= 0.0) {
+        line += &format!(
+            "; closest call {} before its lease deadline ({}'s {:?} to {:?}, token {})",
+            crate::results::duration_text(c.margin_ms),
+            c.writer,
+            c.data,
+            c.key,
+            c.token
+        );
+    }
+    if let Some(median) = m.median_ms.filter(|ms| *ms >= 0.0) {
+        line += &format!("; median {} before", crate::results::duration_text(median));
+    }
+    if m.after_deadline > 0 {
+        line += &format!("; {} landed after it", m.after_deadline);
+    }
+    Some(line)
 }
 
 /// The name of the signals that stop a run.

@@ -189,6 +189,7 @@ fn check_history_file(
             Checked {
                 validity: report.validity,
                 checks: vec![report],
+                margins: None,
             }
         }
         (false, model) => {

@@ -98,6 +98,9 @@ fn unfenced_storage_accepts_the_stale_write_for_any_seed() {
             assert!(!a["ops"].as_array().unwrap().is_empty());
         }
         assert_eq!(check(&results, "token-order")["validity"], "valid");
+        // The stale writes are the near misses that missed.
+        let stale_writes = results["counts"]["stale_accepted"].as_u64().unwrap();
+        assert!(results["margins"]["after_deadline"].as_u64().unwrap() >= stale_writes);
         let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
         assert!(report.to_lowercase().contains("invalid"));
         assert_nodes_isolated(&results);
@@ -107,8 +110,29 @@ fn unfenced_storage_accepts_the_stale_write_for_any_seed() {
 #[test]
 fn fenced_storage_rejects_the_stale_write_for_any_seed() {
     for seed in [1, 2] {
-        let (code, results, _dir, _store) = run_example("gc-pause-fenced.yaml", seed);
+        let (code, results, dir, _store) = run_example("gc-pause-fenced.yaml", seed);
         assert_eq!(code, 0, "valid run exits 0 (seed {seed}): {results}");
+        // The near misses of a valid run: every accepted write measured
+        // against its lease, all before their deadlines (fencing refused the
+        // late ones), the closest first, and the report shows them.
+        let m = &results["margins"];
+        assert_eq!(m["basis"], "ledger");
+        assert_eq!(m["writes"], results["counts"]["writes_accepted"], "{m}");
+        assert_eq!(m["after_deadline"], 0, "{m}");
+        let closest = m["closest"].as_array().unwrap();
+        assert!(!closest.is_empty() && closest.len() <= 10, "{m}");
+        let margin = |c: &serde_json::Value| c["margin_ms"].as_f64().unwrap();
+        assert!(closest.windows(2).all(|w| margin(&w[0]) <= margin(&w[1])));
+        assert_eq!(m["min_ms"].as_f64(), Some(margin(&closest[0])));
+        let in_buckets: u64 = m["histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(Some(in_buckets), m["writes"].as_u64());
+        let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(report.contains("<h2>Near misses</h2>"));
         assert_eq!(results["verdict"], "valid");
         assert!(
             results["counts"]["stale_rejected"].as_u64().unwrap() >= 1,

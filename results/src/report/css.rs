@@ -20,6 +20,9 @@ th, td { border: 1px solid var(--line); padding: .25rem .5rem; text-align: left;
 th { background: #f6f8fa; }
 table.kv th { width: 8rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.bar { height: 0.8em; min-width: 1px; background: #4a7; }
+.bar.late { background: #c33; }
+tr.late td { color: #a00; }
 td.stats { font-size: .85rem; color: var(--muted); }
 .box { border-radius: .4rem; padding: .6rem 1rem; margin: .8rem 0; }
 .box.error { background: #fbefff; border: 1px solid var(--error); }

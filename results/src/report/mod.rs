@@ -15,6 +15,7 @@ mod counterexample;
 mod css;
 mod header;
 mod history;
+mod margins;
 mod nemesis;
 mod run;
 mod stale_write;
@@ -39,6 +40,7 @@ pub fn render_report(results: &Results, history: &[Event]) -> String {
     run::run_section(&mut h, results);
     let evidence = story::story_section(&mut h, results, &ctx);
     checks::checks_section(&mut h, &results.checks);
+    margins::margins_section(&mut h, results.margins.as_ref());
     nemesis::nemesis_section(&mut h, results);
     nemesis::nodes_section(&mut h, results);
     history::history_section(&mut h, &ctx, &evidence);
@@ -133,6 +135,36 @@ mod tests {
         assert!(html.contains("<tr id=\"e11\" class=\"ok evidence\">"));
         assert!(html.contains("took effect after"));
         assert!(html.contains("85 µs"));
+    }
+
+    #[test]
+    fn near_misses_show_the_closest_calls_escaped_and_the_histogram() {
+        let b = seed_history(false);
+        let ops = History::new(b.clone()).ops();
+        let mut margins = leasehold_checker::lease_margins(leasehold_checker::CheckInput {
+            ops: &ops,
+            ledger: None,
+        });
+        assert!(margins.writes > 0);
+        margins.closest[0].writer = "<script>x</script>".into();
+        let mut r = sample_results(Validity::Valid);
+        r.margins = Some(margins.clone());
+        let html = render_report(&r, &b);
+        let section = &html[html.find("id=\"margins\"").expect("a margins section")..];
+        assert!(section.contains("<h2>Near misses</h2>"));
+        assert!(section.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<script>"));
+        for bucket in &margins.histogram {
+            assert!(section.contains(&esc(&bucket.label)), "{}", bucket.label);
+        }
+        assert_eq!(
+            section.matches("<tr class=").count(),
+            margins.closest.len(),
+            "one row per closest call"
+        );
+        // Without margins (a Jepsen history), no section.
+        r.margins = None;
+        assert!(!render_report(&r, &b).contains("id=\"margins\""));
     }
 
     #[test]
