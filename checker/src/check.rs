@@ -7,7 +7,7 @@ use crate::linearizability::Limits;
 use crate::verdict::{CheckReport, Validity};
 
 /// The combined verdict and each check's report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checked {
     /// The run's verdict: the checks' verdicts combined (invalid beats unknown
     /// beats valid).

@@ -64,7 +64,7 @@ use crate::writes::accepted_and_rejected_writes;
 pub const CLOSEST: usize = 10;
 
 /// The near misses of a history (see the module documentation).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Margins {
     /// Where the landing times come from: `"ledger"` (storage's decision
     /// times) or `"replies"` (the writes' replies: the latest they may have
@@ -88,7 +88,7 @@ pub struct Margins {
 }
 
 /// One bucket of [`Margins::histogram`]: margins in `[from_ms, to_ms)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MarginBucket {
     /// How the bucket reads (`1–10 ms before`).
     pub label: String,
@@ -101,7 +101,7 @@ pub struct MarginBucket {
 }
 
 /// One accepted write's margin.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Margin {
     /// The node that wrote.
     pub writer: String,

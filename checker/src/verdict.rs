@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The verdict of one check or of a whole run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Validity {
     /// Judged something and found no violation.
@@ -46,7 +46,7 @@ impl Validity {
 }
 
 /// Whether the evidence proves a violation, or only allows one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Certainty {
     /// Proven whatever the history leaves unknown (when exactly an operation
@@ -59,7 +59,7 @@ pub enum Certainty {
 
 /// One violation, with the history indexes (`ops`) and ledger positions (`ledger`,
 /// 0-based lines of `ledger.jsonl`) that prove it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Anomaly {
     /// Storage accepted a write whose holder had lost the lease.
@@ -357,7 +357,9 @@ impl Anomaly {
 /// A check that judged nothing (`count` 0) is unknown, never valid: a run in
 /// which nothing happened proves nothing. The default (`count` 0, `unit` empty)
 /// is what a report written before this record existed reads as: not recorded.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Judged {
     /// How many `unit` the check judged; 0: it judged nothing.
     pub count: u64,
@@ -383,7 +385,7 @@ impl Judged {
 }
 
 /// The outcome of one check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// `stale-write`, `fencing-order`, `token-order`, …
     pub name: String,

@@ -14,6 +14,7 @@ mod junit;
 mod report;
 mod results;
 mod run_dir;
+mod schema;
 mod summary;
 #[cfg(test)]
 mod test_support;
@@ -26,3 +27,4 @@ pub use results::{
     SCHEMA_VERSION, ScheduledFault, StorageSummary, Timings, rfc3339,
 };
 pub use run_dir::RunDir;
+pub use schema::{results_schema, results_schema_text};

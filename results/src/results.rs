@@ -16,7 +16,7 @@ use crate::error::{Result, ResultsError};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema of `results.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Results {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
@@ -82,7 +82,7 @@ pub struct Results {
 pub const LEDGER_CHECKS: [&str; 3] = ["stale-write", "fencing-order", "lost-write"];
 
 /// The storage system a run wrote to, and where the checks read its decisions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StorageSummary {
     /// Its name as the config gives it (`reference`, `exec`, `etcd-txn`).
     pub service: String,
@@ -121,7 +121,7 @@ impl StorageSummary {
 }
 
 /// The lock system a run tested.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockSystemSummary {
     /// Its name as the config gives it (`reference`, `redis`).
     pub name: String,
@@ -135,7 +135,7 @@ pub struct LockSystemSummary {
 /// How long each phase took, in milliseconds with microsecond precision. A
 /// phase that did not happen is absent: a `leasehold check` has no setup, run or
 /// teardown, and a run parses no history file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timings {
     /// Preparing images, making the network and starting the nodes until each
     /// was ready.
@@ -210,7 +210,7 @@ pub fn duration_text(ms: f64) -> String {
 }
 
 /// Headline numbers, so a dashboard need not re-read the history.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Lines of `history.jsonl`.
     pub events: u64,
@@ -233,7 +233,7 @@ pub struct Counts {
 /// The faults planned and the faults that actually happened. Both are kept
 /// because a schedule entry may be skipped (no holder at that moment) and a fault's
 /// timing is only known once it is applied.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NemesisSummary {
     /// The faults the config asked for, one per generator and then one per
     /// timeline entry; a fault's `spec` is its position here.
@@ -247,7 +247,7 @@ pub struct NemesisSummary {
 }
 
 /// One entry of the seeded schedule, as planned.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduledFault {
     /// Milliseconds after the workload started.
     pub at_ms: u64,
@@ -264,7 +264,7 @@ pub struct ScheduledFault {
 
 /// One fault as it was applied. Times are nanoseconds since the run started, on
 /// the history's clock, so they line up with events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultRecord {
     /// What was done: `"pause"`, `"partition"`, `"kill"`, …
     pub f: String,
@@ -287,7 +287,7 @@ pub struct FaultRecord {
 }
 
 /// One node of the run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeSummary {
     /// `lock1`, `store1`, `w1`, …
     pub name: String,

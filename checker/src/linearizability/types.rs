@@ -60,7 +60,7 @@ impl Default for Limits {
 }
 
 /// Which limit stopped a search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitHit {
     /// [`Limits::deadline`] passed.
@@ -106,7 +106,7 @@ impl Linearizability {
 /// search found, first reached — and `stuck` the operations that might have come
 /// next by real time but that the model refuses after it. Every operation of
 /// the partition not in `linearized` had to come after one of `stuck`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counterexample {
     /// The key or lock of the partition (`""` when the history was not split).
     pub partition: String,

@@ -18,6 +18,7 @@ mod postgres;
 mod postgres_runs;
 mod redis;
 mod redlock;
+mod schema;
 mod storage;
 mod vacuous;
 mod zookeeper;
