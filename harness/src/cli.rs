@@ -37,6 +37,10 @@ pub enum Command {
     /// Run the findings matrix (each lock system, unfenced and fenced, under
     /// each fault) and print its table, or write it into a file.
     Findings(cmd::findings::FindingsArgs),
+    /// Run configs several times each, one run after another, and give one
+    /// verdict: invalid beats a failed run, which beats unknown, which beats
+    /// valid.
+    TestAll(cmd::test_all::TestAllArgs),
     /// Build the container images of leasehold's nodes (Docker runtime).
     Images(cmd::images::ImagesArgs),
     /// Measure the harness itself: cluster start, teardown, pause latency.
@@ -56,6 +60,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Cleanup(args) => cmd::cleanup::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Findings(args) => cmd::findings::run(args),
+        Command::TestAll(args) => cmd::test_all::run(args),
         Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),
     }

@@ -5,8 +5,10 @@
 //! Layers, each using only those below it: [`machine`] (leasehold's state on
 //! this machine), `config`, [`images`], `registry`; [`runtime`] (the
 //! node-control seam and its local and Docker implementations); `cleanup`;
-//! `run` (the lifecycle of a run); `cmd` and [`cli`] on top.
+//! `run` (the lifecycle of a run); `child_run` (a config run as a child
+//! `leasehold run`); `cmd` and [`cli`] on top.
 
+mod child_run;
 mod cleanup;
 pub mod cli;
 mod cmd;

@@ -20,7 +20,7 @@ mod summary;
 mod test_support;
 
 pub use error::{Result, ResultsError};
-pub use junit::render_junit;
+pub use junit::{render_junit, render_junit_runs, render_junit_with_report};
 pub use report::render_report;
 pub use results::{
     Counts, FaultRecord, LEDGER_CHECKS, LockSystemSummary, NemesisSummary, NodeSummary, Results,

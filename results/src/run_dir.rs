@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use leasehold_checker::Event;
 
 use crate::error::{Result, ResultsError};
-use crate::junit::render_junit;
+use crate::junit::render_junit_with_report;
 use crate::report::render_report;
 use crate::results::{Results, rfc3339};
 
@@ -121,7 +121,7 @@ impl RunDir {
         self.path.join("config.yaml")
     }
 
-    /// `junit.xml`: see [`render_junit`].
+    /// `junit.xml`: see [`render_junit_with_report`].
     pub fn junit_path(&self) -> PathBuf {
         self.path.join("junit.xml")
     }
@@ -158,7 +158,10 @@ impl RunDir {
 
     /// Writes `junit.xml` atomically.
     pub fn write_junit(&self, results: &Results) -> Result<()> {
-        write_atomic(&self.junit_path(), render_junit(results).as_bytes())
+        write_atomic(
+            &self.junit_path(),
+            render_junit_with_report(results, &self.report_path()).as_bytes(),
+        )
     }
 
     /// Reads `results.json`.

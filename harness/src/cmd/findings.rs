@@ -24,13 +24,17 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_checker::{Anomaly, Certainty, CheckReport, Validity};
 use leasehold_results::Results;
+
+use crate::child_run::{ChildRun, one_line, run_child};
+#[cfg(test)]
+use crate::child_run::{MAX_ERROR, error_of_stderr, without_location};
 
 /// The lock systems of the table, in the order of its rows.
 pub const SYSTEMS: [&str; 6] = [
@@ -165,58 +169,6 @@ pub enum Outcome {
 /// know (a system still being wired in): such a cell counts as run.
 pub fn is_unknown_system(error: &str, system: &str) -> bool {
     error.contains(&format!("unknown variant `{system}`"))
-}
-
-/// The longest error a cell shows, in characters; a longer one is cut.
-pub const MAX_ERROR: usize = 160;
-
-/// The first line of an error, without a leading `error: `, cut after
-/// [`MAX_ERROR`] characters.
-pub fn one_line(error: &str) -> String {
-    let line = error
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no error message");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.char_indices().nth(MAX_ERROR) {
-        Some((at, _)) => format!("{}…", line[..at].trim_end()),
-        None => line.to_owned(),
-    }
-}
-
-/// The error a `leasehold` that failed printed on stderr, on one line: its
-/// `error: ` line and the `caused by: ` lines under it, joined by `: `.
-pub fn error_of_stderr(stderr: &str) -> Option<String> {
-    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("error: "));
-    let mut error = lines
-        .next()?
-        .trim_start_matches("error: ")
-        .trim()
-        .to_owned();
-    for cause in lines.map_while(|l| l.trim().strip_prefix("caused by: ")) {
-        error.push_str(": ");
-        error.push_str(cause.trim());
-    }
-    Some(error)
-}
-
-/// `error` without a leading `<config>:<line>:<column>: ` (the cell's
-/// command names the config already).
-pub fn without_location(error: &str, config: &str) -> String {
-    let Some(rest) = error.strip_prefix(config).and_then(|r| r.strip_prefix(':')) else {
-        return error.to_owned();
-    };
-    let mut parts = rest.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(l), Some(c), Some(tail))
-            if l.chars().all(|ch| ch.is_ascii_digit())
-                && c.chars().all(|ch| ch.is_ascii_digit()) =>
-        {
-            tail.trim_start().to_owned()
-        }
-        _ => rest.trim_start().to_owned(),
-    }
 }
 
 /// What a run's results say, in categories: the invalid checks, `nothing`
@@ -506,7 +458,11 @@ pub fn run(args: FindingsArgs) -> anyhow::Result<ExitCode> {
                 let cmd = command(args.seed, &args.configs, &name);
                 let outcome = if fault.applies_to(system) {
                     let t = Instant::now();
-                    let outcome = run_cell(&exe, &store, &args, &name)?;
+                    let config = args.configs.join(&name);
+                    let outcome = match run_child(&exe, &store, &config, args.seed, None)? {
+                        ChildRun::Ran(r, _) => Outcome::Ran(r),
+                        ChildRun::NotRun { error } => Outcome::NotRun { error },
+                    };
                     if let Outcome::Ran(r) = &outcome {
                         if r.interrupted {
                             let code = r.signal.map_or(crate::EXIT_INTERRUPTED, |s| 128 + s);
@@ -560,60 +516,6 @@ pub fn run(args: FindingsArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs one cell's config as `leasehold run` in a subprocess and reads its
 /// results.
-fn run_cell(exe: &Path, store: &Path, args: &FindingsArgs, name: &str) -> anyhow::Result<Outcome> {
-    // The run's folder is where <store>/latest points once the run has made
-    // one: a link that did not change means it made none. (No store folder
-    // per cell: PostgreSQL's socket, in the node's data folder, needs a path
-    // under 108 bytes.)
-    let latest = store.join("latest");
-    let before = std::fs::read_link(&latest).ok();
-    let config = args.configs.join(name);
-    let out = Command::new(exe)
-        .args([
-            "run",
-            "--no-progress",
-            "--seed",
-            &args.seed.to_string(),
-            "--store",
-        ])
-        .arg(store)
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("start {}", exe.display()))?;
-    let code = out.status.code();
-    let here = |e: String| without_location(&e, &config.display().to_string());
-    let after = std::fs::read_link(&latest).ok();
-    let results_path = latest.join("results.json");
-    let results = (after.is_some() && after != before && results_path.exists())
-        .then(|| Results::read(&results_path));
-    match (code, results) {
-        (Some(0..=2), Some(Ok(r))) => Ok(Outcome::Ran(Box::new(r))),
-        (_, Some(Ok(r))) if r.interrupted => Ok(Outcome::Ran(Box::new(r))),
-        (_, Some(Ok(r))) if r.error.is_some() => Ok(Outcome::NotRun {
-            error: here(one_line(r.error.as_deref().unwrap_or_default())),
-        }),
-        (Some(c), _) if c > 128 => Ok(Outcome::Ran(Box::new(interrupted(c)))),
-        (None, _) => bail!("{name}: the run was killed by a signal"),
-        (_, Some(Err(e))) => Ok(Outcome::NotRun {
-            error: format!("{}: {e}", results_path.display()),
-        }),
-        _ => {
-            let error = error_of_stderr(&String::from_utf8_lossy(&out.stderr))
-                .unwrap_or_else(|| format!("exit code {code:?} and no results.json"));
-            Ok(Outcome::NotRun { error: here(error) })
-        }
-    }
-}
-
-/// The results of a run that exited with 128 + n before it wrote any.
-fn interrupted(code: i32) -> Results {
-    let mut r = Results::new("", "", 0, std::time::SystemTime::now(), "local");
-    r.interrupted = true;
-    r.signal = u8::try_from(code - 128).ok();
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

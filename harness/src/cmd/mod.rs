@@ -7,3 +7,4 @@ pub mod findings;
 pub mod images;
 pub mod node;
 pub mod run;
+pub mod test_all;

@@ -20,6 +20,7 @@ mod redis;
 mod redlock;
 mod schema;
 mod storage;
+mod test_all;
 mod vacuous;
 mod zookeeper;
 
