@@ -34,14 +34,15 @@ pub const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Runs `config` with `seed` into `store` (absolute: a PostgreSQL node does
 /// not start from a relative data folder), stopping it with SIGTERM after
 /// `time_limit` (then it ends as an interrupted run, exit 143), and reads
-/// the run folder `<store>/latest` points at afterwards.
+/// the run folder `<store>/latest` points at afterwards; also whether it was
+/// stopped at its time limit.
 pub fn run_child(
     exe: &Path,
     store: &Path,
     config: &Path,
     seed: u64,
     time_limit: Option<Duration>,
-) -> anyhow::Result<ChildRun> {
+) -> anyhow::Result<(ChildRun, bool)> {
     // The run's folder is where <store>/latest points once the run has made
     // one: a link that did not change means it made none.
     let latest = store.join("latest");
@@ -90,35 +91,37 @@ pub fn run_child(
         let _ = f.read_to_string(&mut s);
         s
     };
+    let timed_out = stopped_at.is_some();
     let here = |e: String| without_location(&e, &config.display().to_string());
     let after = std::fs::read_link(&latest).ok();
     let results_path = latest.join("results.json");
     let made = after.is_some() && after != before && results_path.exists();
     let results = made.then(|| Results::read(&results_path));
     let dir = made.then(|| std::fs::canonicalize(&latest).ok()).flatten();
-    match (code, results) {
-        (Some(0..=2), Some(Ok(r))) => Ok(ChildRun::Ran(Box::new(r), dir)),
-        (_, Some(Ok(r))) if r.interrupted => Ok(ChildRun::Ran(Box::new(r), dir)),
-        (_, Some(Ok(r))) if r.error.is_some() => Ok(ChildRun::NotRun {
+    let run = match (code, results) {
+        (Some(0..=2), Some(Ok(r))) => ChildRun::Ran(Box::new(r), dir),
+        (_, Some(Ok(r))) if r.interrupted => ChildRun::Ran(Box::new(r), dir),
+        (_, Some(Ok(r))) if r.error.is_some() => ChildRun::NotRun {
             error: here(one_line(r.error.as_deref().unwrap_or_default())),
-        }),
-        (Some(c), _) if c > 128 => Ok(ChildRun::Ran(Box::new(interrupted(c)), None)),
-        (None, _) if stopped_at.is_some() => Ok(ChildRun::NotRun {
+        },
+        (Some(c), _) if c > 128 => ChildRun::Ran(Box::new(interrupted(c)), None),
+        (None, _) if timed_out => ChildRun::NotRun {
             error: format!(
                 "killed {} s after its time limit, before it wrote its results",
                 STOP_GRACE.as_secs()
             ),
-        }),
+        },
         (None, _) => bail!("{}: the run was killed by a signal", config.display()),
-        (_, Some(Err(e))) => Ok(ChildRun::NotRun {
+        (_, Some(Err(e))) => ChildRun::NotRun {
             error: format!("{}: {e}", results_path.display()),
-        }),
+        },
         _ => {
             let error = error_of_stderr(&stderr_text)
                 .unwrap_or_else(|| format!("exit code {code:?} and no results.json"));
-            Ok(ChildRun::NotRun { error: here(error) })
+            ChildRun::NotRun { error: here(error) }
         }
-    }
+    };
+    Ok((run, timed_out))
 }
 
 /// The results of a run that exited with 128 + n before it wrote any.

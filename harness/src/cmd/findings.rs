@@ -459,7 +459,7 @@ pub fn run(args: FindingsArgs) -> anyhow::Result<ExitCode> {
                 let outcome = if fault.applies_to(system) {
                     let t = Instant::now();
                     let config = args.configs.join(&name);
-                    let outcome = match run_child(&exe, &store, &config, args.seed, None)? {
+                    let outcome = match run_child(&exe, &store, &config, args.seed, None)?.0 {
                         ChildRun::Ran(r, _) => Outcome::Ran(r),
                         ChildRun::NotRun { error } => Outcome::NotRun { error },
                     };

@@ -162,9 +162,8 @@ pub fn run(args: TestAllArgs) -> anyhow::Result<ExitCode> {
             };
             bar.set_message(format!("{} seed {seed}", config.display()));
             let t = Instant::now();
-            let outcome = run_child(&exe, &store, config, seed, args.time_limit)?;
+            let (outcome, timed_out) = run_child(&exe, &store, config, seed, args.time_limit)?;
             let secs = t.elapsed().as_secs_f64();
-            let timed_out = args.time_limit.is_some_and(|l| t.elapsed() >= l);
             let stopped_by_signal = match &outcome {
                 ChildRun::Ran(r, _) if r.interrupted && !timed_out => r.signal,
                 _ => None,

@@ -106,13 +106,7 @@ pub(crate) fn plan(
         let recipe = config.lock.recipe(i, n, &node);
         let args = match recipe.program {
             // What every leasehold node is told goes after its kind.
-            Program::Leasehold => {
-                let mut args = recipe.args;
-                let rest = args.split_off(1.min(args.len()));
-                args.extend(common(&name));
-                args.extend(rest);
-                args
-            }
+            Program::Leasehold => after_kind(recipe.args, common(&name)),
             Program::Host { .. } | Program::User { .. } => recipe.args,
         };
         specs.push(NodeSpec {
@@ -280,10 +274,7 @@ fn storage_specs(
                     data_dir: dir_arg,
                 };
                 let recipe = postgres::recipe(&node, &postgres::PostgresOptions::default());
-                let mut args = recipe.args;
-                let rest = args.split_off(1);
-                args.extend(common(&name));
-                args.extend(rest);
+                let args = after_kind(recipe.args, common(&name));
                 NodeSpec {
                     name,
                     role: Role::Storage,
@@ -355,6 +346,15 @@ fn storage_specs(
         specs.push(spec);
     }
     Ok(specs)
+}
+
+/// The arguments of a `leasehold node <kind> …` recipe with what every
+/// leasehold node is told (`common`) put after its kind.
+fn after_kind(mut args: Vec<String>, common: Vec<String>) -> Vec<String> {
+    let rest = args.split_off(1.min(args.len()));
+    args.extend(common);
+    args.extend(rest);
+    args
 }
 
 /// The port of leasehold's own storage nodes when they have an address of

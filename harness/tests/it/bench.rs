@@ -199,11 +199,7 @@ fn bench_cluster_times_a_3_node_etcd_cluster() {
 
 #[test]
 fn bench_cluster_times_postgres_and_a_3_member_zookeeper() {
-    let postgres = std::path::Path::new(leasehold_workloads::system::postgres::BIN_DIR)
-        .join("postgres")
-        .is_file();
-    assert!(postgres || !in_ci(), "CI=true but postgresql is missing");
-    if postgres && require_root() {
+    if require_postgres() && require_root() {
         let stdout = bench_cluster(&[
             "--lock",
             "postgres",
@@ -228,7 +224,7 @@ fn bench_cluster_times_postgres_and_a_3_member_zookeeper() {
             "{version}"
         );
     }
-    if !require_program("java", "default-jre-headless") {
+    if !require_zookeeper() {
         return;
     }
     let stdout = bench_cluster(&[

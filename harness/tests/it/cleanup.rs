@@ -50,11 +50,7 @@ fn cleanup_removes_what_a_killed_controller_left() {
 /// no socket, no shared memory segment.
 #[test]
 fn a_killed_controller_leaves_no_postgres_or_zookeeper_behind() {
-    let postgres = Path::new(leasehold_workloads::system::postgres::BIN_DIR)
-        .join("postgres")
-        .is_file();
-    assert!(postgres || !in_ci(), "CI=true but postgresql is missing");
-    if !postgres || !require_root() || !require_program("java", "default-jre-headless") {
+    if !require_postgres() || !require_root() || !require_zookeeper() {
         return;
     }
     let shm_before = std::fs::read_dir("/dev/shm").unwrap().count();

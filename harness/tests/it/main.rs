@@ -200,6 +200,34 @@ pub fn require_docker() -> bool {
     up
 }
 
+/// Whether Debian's `postgresql` is installed (its binaries are not on
+/// PATH); in CI a missing one is a failure, not a skip.
+pub fn require_postgres() -> bool {
+    let found = Path::new(leasehold_workloads::system::postgres::BIN_DIR)
+        .join("postgres")
+        .is_file();
+    if !found {
+        assert!(
+            !in_ci(),
+            "CI=true but {}/postgres is missing (.ci/run installs postgresql)",
+            leasehold_workloads::system::postgres::BIN_DIR
+        );
+        eprintln!("no postgres: skipping a test that needs it");
+    }
+    found
+}
+
+/// Whether Debian's `zookeeper` and a JRE are installed; in CI a missing one
+/// is a failure, not a skip.
+pub fn require_zookeeper() -> bool {
+    let jars = leasehold_workloads::system::zookeeper::jar_missing();
+    assert!(
+        jars.is_none() || !in_ci(),
+        "CI=true but {jars:?} (.ci/run installs zookeeper)"
+    );
+    jars.is_none() && require_program("java", "default-jre-headless")
+}
+
 /// Whether `program` is on PATH. In CI a missing one is a failure, not a skip:
 /// `.ci/run` installs `package`.
 pub fn require_program(program: &str, package: &str) -> bool {

@@ -14,20 +14,6 @@ use leasehold_workloads::system::postgres::{
 };
 use leasehold_workloads::{Completion, LockClient, StoredValue, Written};
 
-/// Whether Debian's `postgresql` is installed (its binaries are not on
-/// PATH); in CI a missing one is a failure, not a skip.
-fn require_postgres() -> bool {
-    let found = Path::new(BIN_DIR).join("postgres").is_file();
-    if !found {
-        assert!(
-            !in_ci(),
-            "CI=true but {BIN_DIR}/postgres is missing (.ci/run installs postgresql)"
-        );
-        eprintln!("no postgres: skipping a test that needs it");
-    }
-    found
-}
-
 /// The server process, stopped (fast shutdown) and reaped when dropped, so
 /// no postgres of the test outlives it, even when it fails; its data folder
 /// goes after it.

@@ -5,8 +5,6 @@
 
 use crate::*;
 
-use leasehold_workloads::system::postgres::BIN_DIR;
-
 /// Runs a PostgreSQL example in a private temporary store (so the server's
 /// user cannot reach the run folder by its path) and checks what every
 /// PostgreSQL run must show: the system, its version and its token named,
@@ -33,18 +31,14 @@ fn run_postgres(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_js
     (code, stdout, results)
 }
 
-fn require_postgres() -> bool {
-    let found = Path::new(BIN_DIR).join("postgres").is_file();
-    assert!(
-        found || !in_ci(),
-        "CI=true but {BIN_DIR}/postgres is missing (.ci/run installs postgresql)"
-    );
-    found && require_root()
+/// PostgreSQL, and root to run it as its own user.
+fn require_postgres_as_root() -> bool {
+    require_postgres() && require_root()
 }
 
 #[test]
 fn postgres_unfenced_accepts_stale_writes_locally() {
-    if !require_postgres() {
+    if !require_postgres_as_root() {
         return;
     }
     for seed in [1, 2] {
@@ -56,7 +50,7 @@ fn postgres_unfenced_accepts_stale_writes_locally() {
 
 #[test]
 fn postgres_fenced_rejects_stale_writes_locally() {
-    if !require_postgres() {
+    if !require_postgres_as_root() {
         return;
     }
     for seed in [21, 22] {
@@ -67,7 +61,7 @@ fn postgres_fenced_rejects_stale_writes_locally() {
 
 #[test]
 fn postgres_examples_run_in_docker() {
-    if !require_postgres() || !require_docker() {
+    if !require_postgres_as_root() || !require_docker() {
         return;
     }
     // One pause (and its stale write) fits in 6 s.
@@ -119,7 +113,7 @@ fn run_postgres_storage(name: &str, seed: u64, extra: &[&str]) -> (i32, String, 
 
 #[test]
 fn postgres_storage_fences_stale_writes_and_keeps_a_ledger() {
-    if !require_postgres() {
+    if !require_postgres_as_root() {
         return;
     }
     for seed in [1, 2] {
@@ -133,7 +127,7 @@ fn postgres_storage_fences_stale_writes_and_keeps_a_ledger() {
 
 #[test]
 fn postgres_storage_runs_in_docker() {
-    if !require_postgres() || !require_docker() {
+    if !require_postgres_as_root() || !require_docker() {
         return;
     }
     let docker = ["--runtime", "docker", "--duration", "6s"];
@@ -150,7 +144,7 @@ fn postgres_storage_runs_in_docker() {
 /// ends every server process, and the restarted node serves again.
 #[test]
 fn a_postgres_node_pause_reaches_its_backends_and_a_kill_restarts_it() {
-    if !require_postgres() {
+    if !require_postgres_as_root() {
         return;
     }
     let store = tempfile::tempdir().unwrap();

@@ -5,17 +5,6 @@
 
 use crate::*;
 
-/// Whether Debian's `zookeeper` and a JRE are installed; in CI a missing one
-/// is a failure, not a skip.
-fn require_zookeeper() -> bool {
-    let jars = leasehold_workloads::system::zookeeper::jar_missing();
-    assert!(
-        jars.is_none() || !in_ci(),
-        "CI=true but {jars:?} (.ci/run installs zookeeper)"
-    );
-    jars.is_none() && require_program("java", "default-jre-headless")
-}
-
 /// Runs a ZooKeeper example and checks what every ZooKeeper run must show:
 /// the system, its version and its token named, a 3-member ensemble, the
 /// servers' logs in the nodes' logs, and a holder that learned its session

@@ -212,7 +212,7 @@ fn reap_orphans() {
 /// The node's exit: 0 when postgres stopped because it was told to, its own
 /// code otherwise (128 + n for a signal, as a shell says it).
 fn exit_code(status: std::process::ExitStatus, stopping: bool) -> ExitCode {
-    if stopping && (status.success() || status.code().is_some()) {
+    if stopping && status.code().is_some() {
         return ExitCode::SUCCESS;
     }
     match (status.code(), status.signal()) {
