@@ -113,15 +113,14 @@ use std::time::{Duration, SystemTime};
 
 use leasehold_checker::{Decision, LedgerEntry};
 use tokio::time::Instant;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use crate::ClientError;
 use crate::completion::Completion;
 use crate::storage::Written;
 use crate::storage_client::StoredValue;
-use crate::system::postgres::ROLE;
+use crate::system::postgres::{connect, create_if_absent, error_text};
 
 /// The table of the data.
 pub const DATA_TABLE: &str = "leasehold_data";
@@ -397,23 +396,12 @@ impl PostgresStorageClient {
     }
 }
 
-/// Connects as [`ROLE`] to database `postgres`, drives the connection in a
+/// Connects as the lock system's role to database `postgres`, drives the connection in a
 /// task of its own, creates the tables and prepares the statements.
 async fn open(addr: SocketAddr, timeout: Duration, fencing: bool) -> Result<Conn, String> {
-    let mut cfg = Config::new();
-    cfg.host(addr.ip().to_string())
-        .port(addr.port())
-        .user(ROLE)
-        .dbname("postgres")
-        .connect_timeout(timeout);
-    let (pg, connection) = cfg.connect(NoTls).await.map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
+    let pg = connect(addr, timeout).await?;
     for create in [CREATE_DATA, CREATE_LEDGER] {
-        if let Err(e) = pg.batch_execute(create).await
-            && !e.code().is_some_and(raced_create)
-        {
-            return Err(e.to_string());
-        }
+        create_if_absent(&pg, create).await?;
     }
     let (upsert, ledger) = if fencing {
         (UPSERT_FENCED, LEDGER_FENCED)
@@ -422,7 +410,11 @@ async fn open(addr: SocketAddr, timeout: Duration, fencing: bool) -> Result<Conn
     };
     let prepare = |sql: &'static str| {
         let pg = &pg;
-        async move { pg.prepare(sql).await.map_err(|e| format!("{e} ({sql})")) }
+        async move {
+            pg.prepare(sql)
+                .await
+                .map_err(|e| format!("{} ({sql})", error_text(&e)))
+        }
     };
     let begin = prepare(BEGIN).await?;
     let upsert = prepare(upsert).await?;
@@ -439,18 +431,10 @@ async fn open(addr: SocketAddr, timeout: Duration, fencing: bool) -> Result<Conn
     })
 }
 
-/// The errors a `CREATE … IF NOT EXISTS` can still raise when another session
-/// creates the same thing at the same moment: it exists.
-fn raced_create(code: &SqlState) -> bool {
-    *code == SqlState::UNIQUE_VIOLATION
-        || *code == SqlState::DUPLICATE_TABLE
-        || *code == SqlState::DUPLICATE_OBJECT
-}
-
 /// A failed statement: the connection is gone when it closed or the error is
 /// not the server's; a server error alone leaves it usable.
 fn failed(e: &tokio_postgres::Error) -> (bool, String) {
-    (e.is_closed() || e.code().is_none(), e.to_string())
+    (e.is_closed() || e.code().is_none(), error_text(e))
 }
 
 /// How one statement of the pipeline ended.
@@ -520,8 +504,8 @@ fn stored_value(row: &Row) -> Option<StoredValue> {
 
 /// The decision and high water of the ledger row a write returned.
 fn ledger_decision(row: &Row) -> Result<(Decision, u64), String> {
-    let decision: String = row.try_get(0).map_err(|e| e.to_string())?;
-    let high_water: i64 = row.try_get(1).map_err(|e| e.to_string())?;
+    let decision: String = row.try_get(0).map_err(|e| error_text(&e))?;
+    let high_water: i64 = row.try_get(1).map_err(|e| error_text(&e))?;
     let decision = parse_decision(&decision)?;
     let high_water =
         u64::try_from(high_water).map_err(|_| format!("negative high water {high_water}"))?;
@@ -708,13 +692,5 @@ mod tests {
         assert!(UPSERT_FENCED.contains("WHERE leasehold_data.token <= EXCLUDED.token"));
         assert!(!UPSERT_UNFENCED.contains("WHERE"));
         assert!(LEDGER_FENCED.contains("d.token = $3::bigint"));
-    }
-
-    #[test]
-    fn only_racing_creates_count_as_created() {
-        assert!(raced_create(&SqlState::UNIQUE_VIOLATION));
-        assert!(raced_create(&SqlState::DUPLICATE_TABLE));
-        assert!(raced_create(&SqlState::DUPLICATE_OBJECT));
-        assert!(!raced_create(&SqlState::INSUFFICIENT_PRIVILEGE));
     }
 }

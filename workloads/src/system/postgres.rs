@@ -50,6 +50,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::ClientError;
@@ -215,9 +216,43 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, Stri
     let (client, connection) = tokio::time::timeout(timeout, cfg.connect(NoTls))
         .await
         .map_err(|_| "timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_text(&e))?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// Runs a `CREATE … IF NOT EXISTS`. Two sessions running it at the same moment
+/// can still fail with a duplicate error (the catalog's unique index catches the
+/// second): then the object exists, which is all that was asked.
+pub async fn create_if_absent(pg: &Client, sql: &str) -> Result<(), String> {
+    match pg.batch_execute(sql).await {
+        Err(e) if !e.code().is_some_and(raced_create) => Err(error_text(&e)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the token sequence if no client has yet.
+pub async fn create_sequence(pg: &Client) -> Result<(), String> {
+    create_if_absent(pg, &format!("CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")).await
+}
+
+/// The errors a `CREATE … IF NOT EXISTS` raises when it lost that race.
+fn raced_create(code: &SqlState) -> bool {
+    *code == SqlState::UNIQUE_VIOLATION
+        || *code == SqlState::DUPLICATE_TABLE
+        || *code == SqlState::DUPLICATE_OBJECT
+}
+
+/// The whole text of an error: tokio-postgres's own `Display` of a server
+/// error is only "db error", which names nothing.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {db}"),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// Whether a server at `addr` answers `SELECT 1` (it accepts connections
@@ -236,7 +271,7 @@ pub async fn server_version(addr: SocketAddr, timeout: Duration) -> Result<Strin
         let row = c
             .query_one("SHOW server_version", &[])
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_text(&e))?;
         let v: String = row.get(0);
         Ok::<_, String>(v.split_whitespace().next().unwrap_or_default().to_owned())
     };
@@ -322,17 +357,7 @@ impl PostgresLockClient {
         }
         if self.session.is_none() {
             let pg = connect(self.addr, self.timeout).await?;
-            let create = format!("CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}");
-            if let Err(e) = pg.batch_execute(&create).await {
-                // Another client created it at the same moment.
-                let raced = e.code().is_some_and(|c| {
-                    *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                        || *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE
-                });
-                if !raced {
-                    return Err(e.to_string());
-                }
-            }
+            create_sequence(&pg).await?;
             let rows = pg
                 .query(
                     "SELECT name, setting::bigint FROM pg_settings WHERE name IN \
@@ -341,7 +366,7 @@ impl PostgresLockClient {
                     &[],
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_text(&e))?;
             let settings: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             self.session = Some(Session {
                 pg,
@@ -380,7 +405,7 @@ impl PostgresLockClient {
 /// A failed statement: the session is gone (and its locks with it) when the
 /// connection closed; a server error changed nothing.
 fn failed(e: &tokio_postgres::Error) -> (bool, String) {
-    (e.is_closed() || e.code().is_none(), e.to_string())
+    (e.is_closed() || e.code().is_none(), error_text(e))
 }
 
 impl LockClient for PostgresLockClient {
@@ -517,6 +542,14 @@ impl LockClient for PostgresLockClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_racing_creates_count_as_created() {
+        assert!(raced_create(&SqlState::UNIQUE_VIOLATION));
+        assert!(raced_create(&SqlState::DUPLICATE_TABLE));
+        assert!(raced_create(&SqlState::DUPLICATE_OBJECT));
+        assert!(!raced_create(&SqlState::INSUFFICIENT_PRIVILEGE));
+    }
 
     #[test]
     fn the_recipe_is_leaseholds_launcher_with_every_setting() {

@@ -708,10 +708,9 @@ struct RawPostgres {
 impl RawPostgres {
     async fn connect(addr: SocketAddr) -> Result<Self, String> {
         let pg = postgres_system::connect(addr, TIMEOUT).await?;
+        // The adapter's first session creates it too, maybe at this moment.
+        postgres_system::create_sequence(&pg).await?;
         let sequence = postgres_system::SEQUENCE;
-        pg.batch_execute(&format!("CREATE SEQUENCE IF NOT EXISTS {sequence}"))
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(RawPostgres {
             pg,
             key: postgres_system::lock_key(RAW_LOCK),
