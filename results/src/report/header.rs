@@ -1,12 +1,17 @@
 //! The page's head and header: what was tested and the verdict, big.
 
-use std::fmt::Write;
-
 use leasehold_checker::Validity;
+use maud::{Markup, PreEscaped, html};
 
 use super::css::CSS;
-use super::text::esc;
+use super::text::Text;
 use crate::results::Results;
+
+/// What the page may load: nothing from anywhere. Our own inline style and
+/// script run, images only from `data:` URIs; a string that slipped through
+/// unescaped still could not fetch or send anything.
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
 
 /// The badge text and its CSS class.
 fn verdict_badge(results: &Results) -> (&'static str, &'static str) {
@@ -20,34 +25,37 @@ fn verdict_badge(results: &Results) -> (&'static str, &'static str) {
     }
 }
 
-/// The document head, and the header: the test's name, the verdict badge and
-/// the line that says why.
-pub(super) fn head_and_header(h: &mut String, results: &Results) {
+/// The document head.
+pub(super) fn head(results: &Results) -> Markup {
     let badge = verdict_badge(results);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} — {} — leasehold</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        esc(&results.test),
-        badge.0
-    );
-    let _ = write!(
-        h,
-        "<header>\n<h1>{}</h1>\n<div class=\"badges\"><span class=\"badge {}\">{}</span>",
-        esc(&results.test),
-        badge.1,
-        badge.0
-    );
-    if results.interrupted {
-        h.push_str("<span class=\"badge interrupted\">INTERRUPTED</span>");
+    html! {
+        head {
+            meta charset="utf-8";
+            meta http-equiv="Content-Security-Policy" content=(CSP);
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (Text(&results.test)) " — " (badge.0) " — leasehold" }
+            // Our own constant style sheet: nothing in it comes from a run.
+            style { (PreEscaped(CSS)) }
+        }
     }
+}
+
+/// The header: the test's name, the verdict badge and the line that says why.
+pub(super) fn header(results: &Results) -> Markup {
+    let badge = verdict_badge(results);
     // The badge already says the verdict; the line under it says why.
     let headline = results.headline();
     let reason = headline.split_once(": ").map_or(&*headline, |(_, why)| why);
-    let _ = write!(
-        h,
-        "</div>\n<p class=\"headline\">{}</p>\n</header>\n",
-        esc(reason)
-    );
+    html! {
+        header {
+            h1 { (Text(&results.test)) }
+            div class="badges" {
+                span class={ "badge " (badge.1) } { (badge.0) }
+                @if results.interrupted {
+                    span class="badge interrupted" { "INTERRUPTED" }
+                }
+            }
+            p class="headline" { (Text(reason)) }
+        }
+    }
 }

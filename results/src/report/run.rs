@@ -1,21 +1,20 @@
 //! The "Run" section: seed, timings, counts, and how the run ended.
 
-use std::fmt::Write;
+use maud::{Markup, html};
 
-use super::text::esc;
+use super::text::Text;
 use crate::results::Results;
 use crate::summary::plural;
 
-pub(super) fn run_section(h: &mut String, r: &Results) {
+pub(super) fn run_section(r: &Results) -> Markup {
     let t = &r.timings;
     let c = &r.counts;
-    h.push_str("<section id=\"run\">\n<h2>Run</h2>\n<table class=\"kv\">\n");
     let rows: [(&str, String); 7] = [
         ("seed", r.seed.to_string()),
-        ("run id", esc(&r.run_id)),
-        ("started", esc(&r.started_at)),
-        ("runtime", esc(&r.runtime)),
-        ("timings", esc(&t.describe())),
+        ("run id", r.run_id.clone()),
+        ("started", r.started_at.clone()),
+        ("runtime", r.runtime.clone()),
+        ("timings", t.describe()),
         (
             "history",
             format!(
@@ -33,21 +32,25 @@ pub(super) fn run_section(h: &mut String, r: &Results) {
             ),
         ),
     ];
-    for (k, v) in rows {
-        let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    html! {
+        section id="run" {
+            h2 { "Run" }
+            table class="kv" {
+                @for (k, v) in &rows {
+                    tr { th { (k) } td { (Text(v)) } }
+                }
+            }
+            @if let Some(error) = &r.error {
+                div class="box error" {
+                    strong { "The run failed:" }
+                    pre { (Text(error)) }
+                }
+            }
+            @if r.interrupted {
+                div class="box interrupted" {
+                    "The run was interrupted: the checks cover only the part of the history recorded before it stopped."
+                }
+            }
+        }
     }
-    h.push_str("</table>\n");
-    if let Some(error) = &r.error {
-        let _ = writeln!(
-            h,
-            "<div class=\"box error\"><strong>The run failed:</strong><pre>{}</pre></div>",
-            esc(error)
-        );
-    }
-    if r.interrupted {
-        h.push_str(
-            "<div class=\"box interrupted\">The run was interrupted: the checks cover only the part of the history recorded before it stopped.</div>\n",
-        );
-    }
-    h.push_str("</section>\n");
 }

@@ -2,22 +2,22 @@
 //! fault, the expiry, the next grant, the resume, the write.
 
 use std::collections::HashSet;
-use std::fmt::Write;
 
 use leasehold_checker::{Anomaly, Call, Certainty, Event, Op, Process};
+use maud::{Markup, html};
 
 use super::context::Ctx;
-use super::story::ledger_note;
-use super::text::esc;
+use super::story::links;
+use super::text::Text;
 use crate::summary::ms;
 
-/// A line of a story: when, what (already HTML), and the events behind it.
+/// A line of a story: when, what, and the events behind it.
 struct Step {
     time: u64,
     /// Keeps steps at the same instant in the order of the story.
     order: u8,
     class: &'static str,
-    html: String,
+    html: Markup,
     indexes: Vec<u64>,
 }
 
@@ -25,22 +25,20 @@ struct Step {
 /// it, when the lease ran out, who got the next token and wrote, the resume, and
 /// the write storage should have refused.
 pub(super) fn stale_write_story(
-    h: &mut String,
     anomaly: &Anomaly,
     ctx: &Ctx<'_>,
     evidence: &mut HashSet<u64>,
-) {
+) -> Markup {
     let Anomaly::StaleWrite {
         writer,
         token,
         accepted_at,
         lease_deadline,
         ops: cited,
-        ledger,
         ..
     } = anomaly
     else {
-        return;
+        return html! {};
     };
     let (token, accepted_at) = (*token, *accepted_at);
     let cited: HashSet<u64> = cited.iter().copied().collect();
@@ -66,7 +64,7 @@ pub(super) fn stale_write_story(
             time: *lease_deadline,
             order: 2,
             class: "expiry",
-            html: format!("<b>{}</b>'s lease on token {token} expires", esc(writer)),
+            html: html! { b { (Text(writer)) } "'s lease on token " (token) " expires" },
             indexes: vec![],
         });
     }
@@ -76,9 +74,8 @@ pub(super) fn stale_write_story(
     stale_write_steps(&mut steps, ctx, anomaly);
 
     steps.sort_by_key(|s| (s.time, s.order));
-    timeline(h, &steps, ctx, evidence);
     evidence.extend(cited.iter().copied());
-    ledger_note(h, ledger);
+    timeline(&steps, ctx, evidence)
 }
 
 /// The ok acquires and renews of `token`, in invocation order, from the leases.
@@ -145,21 +142,17 @@ fn fault_steps(
             })
             .unwrap_or_default();
         let html = if paused {
-            format!(
-                "the nemesis pauses <b>{}</b> (SIGSTOP): it cannot act nor notice time passing",
-                esc(writer)
-            )
+            html! {
+                "the nemesis pauses " b { (Text(writer)) }
+                " (SIGSTOP): it cannot act nor notice time passing"
+            }
         } else if cut_from.is_empty() {
-            format!(
-                "the nemesis partitions the network around <b>{}</b>",
-                esc(writer)
-            )
+            html! { "the nemesis partitions the network around " b { (Text(writer)) } }
         } else {
-            format!(
-                "the nemesis cuts <b>{}</b> off from {}: its renewals go unanswered, but it can still reach storage",
-                esc(writer),
-                esc(&cut_from.join(", "))
-            )
+            html! {
+                "the nemesis cuts " b { (Text(writer)) } " off from " (Text(&cut_from.join(", ")))
+                ": its renewals go unanswered, but it can still reach storage"
+            }
         };
         steps.push(Step {
             time: p.time,
@@ -176,15 +169,12 @@ fn fault_steps(
         });
         if let Some(r) = end {
             let html = if paused {
-                format!(
-                    "the nemesis resumes <b>{}</b> (SIGCONT): it still believes it holds token {token}",
-                    esc(writer)
-                )
+                html! {
+                    "the nemesis resumes " b { (Text(writer)) }
+                    " (SIGCONT): it still believes it holds token " (token)
+                }
             } else {
-                format!(
-                    "the nemesis heals the partition around <b>{}</b>",
-                    esc(writer)
-                )
+                html! { "the nemesis heals the partition around " b { (Text(writer)) } }
             };
             steps.push(Step {
                 time: r.time,
@@ -222,7 +212,7 @@ fn next_holder_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
                     time: op_time(w),
                     order: 3,
                     class: "write",
-                    html: format!("{} (accepted)", write_text(w)),
+                    html: html! { (write_text(w)) " (accepted)" },
                     indexes: op_indexes(w),
                 });
             }
@@ -232,10 +222,10 @@ fn next_holder_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
                 time: accepted_at,
                 order: 3,
                 class: "grant",
-                html: format!(
-                    "token {next} had been granted to <b>{}</b> (its grant is not in the history)",
-                    esc(who)
-                ),
+                html: html! {
+                    "token " (next) " had been granted to " b { (Text(who)) }
+                    " (its grant is not in the history)"
+                },
                 indexes: vec![],
             });
         }
@@ -278,7 +268,7 @@ fn stale_write_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
             time: w.invoke_time,
             order: 5,
             class: "write",
-            html: format!("{} (sent)", write_text(w)),
+            html: html! { (write_text(w)) " (sent)" },
             indexes: vec![w.invoke_index],
         });
     }
@@ -286,18 +276,16 @@ fn stale_write_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
         Certainty::Certain => "accepts",
         Certainty::Possible => "may have accepted",
     };
-    let mut accepted = format!(
-        "storage {verb} <b>{}</b>'s write {} to {} with token {token}",
-        esc(writer),
-        esc(&format!("{data:?}")),
-        esc(&format!("{key:?}"))
-    );
-    if *late_by_ns > 0 {
-        accepted += &format!(", {} after its lease expired", ms(*late_by_ns));
-    }
-    if let Some(next) = superseded_by {
-        accepted += &format!(", after token {next} had been granted");
-    }
+    let accepted = html! {
+        "storage " (verb) " " b { (Text(writer)) } "'s write " (Text(&format!("{data:?}")))
+        " to " (Text(&format!("{key:?}"))) " with token " (token)
+        @if *late_by_ns > 0 {
+            ", " (ms(*late_by_ns)) " after its lease expired"
+        }
+        @if let Some(next) = superseded_by {
+            ", after token " (next) " had been granted"
+        }
+    };
     steps.push(Step {
         time: accepted_at,
         order: 6,
@@ -310,26 +298,26 @@ fn stale_write_steps(steps: &mut Vec<Step>, ctx: &Ctx<'_>, anomaly: &Anomaly) {
     });
 }
 
-/// The steps as an ordered list, each with links to its events.
-fn timeline(h: &mut String, steps: &[Step], ctx: &Ctx<'_>, evidence: &mut HashSet<u64>) {
-    h.push_str("<ol class=\"timeline\">\n");
+/// The steps as an ordered list, each with links to its events and to their
+/// operations on the timeline.
+fn timeline(steps: &[Step], ctx: &Ctx<'_>, evidence: &mut HashSet<u64>) -> Markup {
     for s in steps {
-        let links: Vec<String> = s.indexes.iter().map(|&i| ctx.link(i)).collect();
         evidence.extend(s.indexes.iter().copied());
-        let _ = writeln!(
-            h,
-            "<li class=\"{}\"><span class=\"t\">{}</span> {} {}</li>",
-            s.class,
-            ms(s.time),
-            s.html,
-            links.join(" ")
-        );
     }
-    h.push_str("</ol>\n");
+    html! {
+        ol class="timeline" {
+            @for s in steps {
+                li class=(s.class) {
+                    span class="t" { (ms(s.time)) } " " (s.html)
+                    @if !s.indexes.is_empty() { " " (links(&s.indexes, ctx)) }
+                }
+            }
+        }
+    }
 }
 
 /// `w1 acquires lock "L": token 33, lease 2000 ms (requested at 0.0 ms)`.
-pub(super) fn grant_text(op: &Op) -> String {
+pub(super) fn grant_text(op: &Op) -> Markup {
     let (verb, lock, token, lease) = match &op.call {
         Call::Acquire {
             lock,
@@ -343,28 +331,23 @@ pub(super) fn grant_text(op: &Op) -> String {
         } => ("renews", lock, *token, *lease_ms),
         _ => ("is granted", &String::new(), 0, None),
     };
-    let mut s = format!(
-        "<b>{}</b> {verb} lock {}: token <b>{token}</b>",
-        esc(&op.actor()),
-        esc(&format!("{lock:?}"))
-    );
-    if let Some(lease) = lease {
-        s += &format!(", lease {lease} ms");
+    html! {
+        b { (Text(&op.actor())) } " " (verb) " lock " (Text(&format!("{lock:?}")))
+        ": token " b { (token) }
+        @if let Some(lease) = lease {
+            ", lease " (lease) " ms"
+        }
+        " (requested at " (ms(op.invoke_time)) ")"
     }
-    s += &format!(" (requested at {})", ms(op.invoke_time));
-    s
 }
 
 /// `w2 writes "w2-1" to "k" with token 34`.
-pub(super) fn write_text(op: &Op) -> String {
-    match &op.call {
-        Call::Write { key, token, data } => format!(
-            "<b>{}</b> writes {} to {} with token {token}",
-            esc(&op.actor()),
-            esc(&format!("{data:?}")),
-            esc(&format!("{key:?}"))
-        ),
-        _ => format!("<b>{}</b> writes", esc(&op.actor())),
+pub(super) fn write_text(op: &Op) -> Markup {
+    html! {
+        b { (Text(&op.actor())) } " writes"
+        @if let Call::Write { key, token, data } = &op.call {
+            " " (Text(&format!("{data:?}"))) " to " (Text(&format!("{key:?}"))) " with token " (token)
+        }
     }
 }
 
