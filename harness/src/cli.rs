@@ -41,6 +41,10 @@ pub enum Command {
     /// verdict: invalid beats a failed run, which beats unknown, which beats
     /// valid.
     TestAll(cmd::test_all::TestAllArgs),
+    /// Serve the store's runs over HTTP: an index of runs with each test's
+    /// trend, every run's files and report. Loopback only unless --addr says
+    /// otherwise.
+    Serve(cmd::serve::ServeArgs),
     /// Build the container images of leasehold's nodes (Docker runtime).
     Images(cmd::images::ImagesArgs),
     /// Measure the harness itself: cluster start, teardown, pause latency.
@@ -61,6 +65,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Findings(args) => cmd::findings::run(args),
         Command::TestAll(args) => cmd::test_all::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),
     }

@@ -7,4 +7,5 @@ pub mod findings;
 pub mod images;
 pub mod node;
 pub mod run;
+pub mod serve;
 pub mod test_all;
