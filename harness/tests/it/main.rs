@@ -1,6 +1,7 @@
 //! Integration tests of the `leasehold` binary, run as a user runs it.
 
 mod bench;
+mod browser;
 mod check;
 mod cleanup;
 mod config_errors;
@@ -19,6 +20,7 @@ mod postgres_runs;
 mod redis;
 mod redlock;
 mod schema;
+mod serve;
 mod storage;
 mod test_all;
 mod vacuous;
