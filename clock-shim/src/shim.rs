@@ -9,7 +9,7 @@
 //! and all but the winner of a compare-exchange unmap theirs. `errno` is left
 //! as it was unless the call itself fails.
 
-use crate::control::{self, ClockClass, Fault, RECORD_SIZE, Record};
+use leasehold_clock::control::{self, ClockClass, Fault, RECORD_SIZE, Record};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
 
 /// The mapped record, null until mapped.
