@@ -41,6 +41,21 @@ pub enum Command {
     /// verdict: invalid beats a failed run, which beats unknown, which beats
     /// valid.
     TestAll(cmd::test_all::TestAllArgs),
+    /// Shrink a failing run's fault schedule: replay its config with fewer
+    /// and shorter faults and a shorter duration, and write the smallest
+    /// config that still fails as RUN_DIR/shrunk.yaml.
+    ///
+    /// Each candidate is replayed with the run's seed up to --runs times, into
+    /// RUN_DIR/shrink/store/; it fails if any replay is invalid (timing can
+    /// make one replay differ from another).
+    ///
+    /// Exit codes: 0 shrunk.yaml written, and no single fault can be removed
+    /// from it without the failure going away; 2 the budget ran out:
+    /// shrunk.yaml written but not proven minimal (its first line says so); 3
+    /// nothing to shrink (no config.yaml or results.json, a run that was not
+    /// invalid) or the failure did not reproduce within the budget: no
+    /// shrunk.yaml; 128 + n stopped by signal n.
+    Shrink(cmd::shrink::ShrinkArgs),
     /// Serve the store's runs over HTTP: an index of runs with each test's
     /// trend, every run's files and report. Loopback only unless --addr says
     /// otherwise.
@@ -65,6 +80,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Findings(args) => cmd::findings::run(args),
         Command::TestAll(args) => cmd::test_all::run(args),
+        Command::Shrink(args) => cmd::shrink::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Images(args) => cmd::images::run(args),
         Command::Node(args) => cmd::node::run(args),

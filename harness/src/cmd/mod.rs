@@ -8,4 +8,5 @@ pub mod images;
 pub mod node;
 pub mod run;
 pub mod serve;
+pub mod shrink;
 pub mod test_all;

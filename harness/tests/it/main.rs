@@ -21,6 +21,7 @@ mod redis;
 mod redlock;
 mod schema;
 mod serve;
+mod shrink;
 mod storage;
 mod test_all;
 mod vacuous;
