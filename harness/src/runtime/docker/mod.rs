@@ -633,8 +633,34 @@ async fn remove_container(docker: &Docker, name: &str) {
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => {}
+        // Another removal is under way: one a controller asked for just before
+        // it had to exit at once. The engine finishes it; wait for that, or the
+        // run's network cannot go either (a container is still attached).
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => wait_until_removed(docker, name).await,
         Err(e) => tracing::warn!(container = %name, error = %e, "cannot remove container"),
     }
+}
+
+/// How long a removal the engine already runs may take before we give up.
+const REMOVAL_WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until the engine no longer knows the container `name`.
+async fn wait_until_removed(docker: &Docker, name: &str) {
+    let deadline = tokio::time::Instant::now() + REMOVAL_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        match docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    tracing::warn!(container = %name, "its removal did not finish in time");
 }
 
 fn forward_event(tx: &UnboundedSender<Event>, node: &str, line: &[u8]) {
@@ -777,8 +803,24 @@ pub async fn cleanup_dead(cleaned: &mut Cleaned) {
             .cloned()
             .unwrap_or_default();
         let Some(name) = n.name else { continue };
-        if !live.contains(&run) && docker.remove_network(&name).await.is_ok() {
-            cleaned.networks.push(name);
+        if live.contains(&run) {
+            continue;
+        }
+        // The engine may still be detaching a container just removed.
+        for attempt in 0..10 {
+            match docker.remove_network(&name).await {
+                Ok(()) => {
+                    cleaned.networks.push(name);
+                    break;
+                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => break,
+                Err(e) if attempt == 9 => {
+                    tracing::warn!(network = %name, error = %e, "cannot remove network");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 }
