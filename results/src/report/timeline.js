@@ -188,8 +188,11 @@
       if (group % 2 === 1) {
         el('rect', { 'class': 'lane-bg', x: 0, y: laneTop(l), width: W, height: LANE_H }, g);
       }
+      // Cut to the label column (about 18 characters); the whole name on hover.
+      var full = String(lanes[l]);
       var label = el('text', { x: 6, y: laneTop(l) + 13 }, g);
-      label.textContent = String(lanes[l]);
+      label.textContent = full.length > 18 ? full.slice(0, 17) + '\u2026' : full;
+      if (full.length > 18) titled(label, full);
     }
 
     // Time axis and grid.
