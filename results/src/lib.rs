@@ -21,7 +21,7 @@ mod test_support;
 
 pub use error::{Result, ResultsError};
 pub use junit::{render_junit, render_junit_runs, render_junit_with_report};
-pub use report::render_report;
+pub use report::{render_report, render_report_with_config};
 pub use results::{
     Counts, FaultRecord, LEDGER_CHECKS, LockSystemSummary, NemesisSummary, NodeSummary, Results,
     SCHEMA_VERSION, ScheduledFault, StorageSummary, Timings, rfc3339,

@@ -14,7 +14,7 @@ use leasehold_checker::Event;
 
 use crate::error::{Result, ResultsError};
 use crate::junit::render_junit_with_report;
-use crate::report::render_report;
+use crate::report::render_report_with_config;
 use crate::results::{Results, rfc3339};
 
 /// The name of the links that point at the newest run.
@@ -111,7 +111,7 @@ impl RunDir {
         self.path.join("results.json")
     }
 
-    /// `report.html`: see [`render_report`].
+    /// `report.html`: see [`render_report_with_config`].
     pub fn report_path(&self) -> PathBuf {
         self.path.join("report.html")
     }
@@ -148,11 +148,13 @@ impl RunDir {
         write_atomic(&self.results_path(), results.to_json().as_bytes())
     }
 
-    /// Writes `report.html` atomically.
+    /// Writes `report.html` atomically, with the run's `config.yaml` when
+    /// there is one.
     pub fn write_report(&self, results: &Results, history: &[Event]) -> Result<()> {
+        let config = fs::read_to_string(self.config_path()).ok();
         write_atomic(
             &self.report_path(),
-            render_report(results, history).as_bytes(),
+            render_report_with_config(results, history, config.as_deref()).as_bytes(),
         )
     }
 

@@ -39,6 +39,16 @@ use context::Ctx;
 /// Renders the whole report. `history` may be empty (a run that failed early, or a
 /// report rebuilt without its history): the sections that need it then say so.
 pub fn render_report(results: &Results, history: &[Event]) -> String {
+    render_report_with_config(results, history, None)
+}
+
+/// [`render_report`], showing `config` (the config as run, `config.yaml`) in
+/// the "Run" section.
+pub fn render_report_with_config(
+    results: &Results,
+    history: &[Event],
+    config: Option<&str>,
+) -> String {
     let ops = History::new(history.to_vec()).ops();
     let leases = Leases::from_ops(&ops);
     let ctx = Ctx::new(history, &ops, &leases);
@@ -57,7 +67,7 @@ pub fn render_report(results: &Results, history: &[Event]) -> String {
             (header::head(results))
             body {
                 (header::header(results))
-                (run::run_section(results))
+                (run::run_section(results, config))
                 (story)
                 (timeline::timeline_section(history, &ops, &leases, &anomaly_ops))
                 (plots::plots_section(history, &ops))
@@ -376,10 +386,9 @@ mod tests {
             2,
             "schedule target and fault note"
         );
+        let run = section(&html, "run");
+        assert!(run.contains(&format!("{SHOWN} {SHOWN} · fencing token: {SHOWN}")));
         let nodes = section(&html, "nodes");
-        assert!(nodes.contains(&format!(
-            "Lock system: {SHOWN} {SHOWN}; fencing token: {SHOWN}"
-        )));
         assert!(nodes.contains(&format!(
             "<tr><td>{SHOWN}</td><td>worker</td><td>{SHOWN}</td></tr>"
         )));
@@ -411,6 +420,26 @@ mod tests {
         assert!(html.contains("… 3000 events not shown …"));
         assert!(html.contains("id=\"e999\"") && !html.contains("id=\"e1000\""));
         assert!(html.contains("id=\"e4999\"") && html.contains("id=\"e4000\""));
+    }
+
+    #[test]
+    fn the_run_section_shows_the_lock_system_storage_and_the_config_escaped() {
+        let mut r = sample_results(Validity::Valid);
+        r.lock_system = Some(LockSystemSummary {
+            name: "redis".into(),
+            version: "7.0.15".into(),
+            token: "INCR of a fence counter".into(),
+        });
+        let config = "test: t\nlock: { service: redis }\n# </pre><script>x</script>\n";
+        let html = render_report_with_config(&r, &seed_history(false), Some(config));
+        let run = &html[html.find("id=\"run\"").unwrap()..html.find("id=\"story\"").unwrap()];
+        assert!(run.contains("redis 7.0.15 · fencing token: INCR of a fence counter"));
+        assert!(run.contains("The config as run (config.yaml)"));
+        assert!(run.contains("lock: { service: redis }"));
+        assert!(run.contains("&lt;/pre&gt;&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<script>x"));
+        // Without a config (a history checked on its own), no config block.
+        assert!(!render_report(&r, &[]).contains("config.yaml"));
     }
 
     #[test]

@@ -69,12 +69,6 @@ pub(super) fn nodes_section(r: &Results) -> Markup {
     html! {
         section id="nodes" {
             h2 { "Nodes" }
-            @if let Some(l) = &r.lock_system {
-                p {
-                    "Lock system: " (Text(&l.name)) " " (Text(&l.version))
-                    "; fencing token: " (Text(&l.token))
-                }
-            }
             table class="list" {
                 tr { th { "node" } th { "role" } th { "address" } }
                 @for n in &r.nodes {

@@ -6,14 +6,26 @@ use super::text::Text;
 use crate::results::Results;
 use crate::summary::plural;
 
-pub(super) fn run_section(r: &Results) -> Markup {
+pub(super) fn run_section(r: &Results, config: Option<&str>) -> Markup {
     let t = &r.timings;
     let c = &r.counts;
-    let rows: [(&str, String); 7] = [
+    let mut rows: Vec<(&str, String)> = vec![
         ("seed", r.seed.to_string()),
         ("run id", r.run_id.clone()),
         ("started", r.started_at.clone()),
         ("runtime", r.runtime.clone()),
+    ];
+    if let Some(l) = &r.lock_system {
+        rows.push((
+            "lock system",
+            format!("{} {} · fencing token: {}", l.name, l.version, l.token),
+        ));
+    }
+    if let Some(s) = &r.storage {
+        let fencing = if s.fencing { "fenced" } else { "not fenced" };
+        rows.push(("storage", format!("{} · {fencing}", s.service)));
+    }
+    rows.extend([
         ("timings", t.describe()),
         (
             "history",
@@ -31,13 +43,19 @@ pub(super) fn run_section(r: &Results) -> Markup {
                 c.writes_accepted, c.stale_accepted, c.writes_rejected, c.stale_rejected
             ),
         ),
-    ];
+    ]);
     html! {
         section id="run" {
             h2 { "Run" }
             table class="kv" {
                 @for (k, v) in &rows {
                     tr { th { (k) } td { (Text(v)) } }
+                }
+            }
+            @if let Some(config) = config {
+                details class="config" {
+                    summary { "The config as run (config.yaml)" }
+                    pre { (Text(config)) }
                 }
             }
             @if let Some(error) = &r.error {
