@@ -1100,6 +1100,29 @@ fn an_invalid_runs_report_marks_and_links_the_anomaly() {
             .any(|b| b.op == n && b.classes.iter().any(|k| k == "anomaly")),
         "invalid report: the story's op {n} is an anomaly's"
     );
+    // And back: the selected anomaly op links to its story.
+    let back = c.js(&format!(
+        r##"const b = document.getElementById('tl-story');
+        if (b.hidden) return 'hidden for an anomaly op';
+        b.click();
+        const r = document.querySelector('#story a[href="#op-{n}"]').getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= innerHeight ? 'shown' : 'not scrolled into view';"##
+    ));
+    assert_eq!(
+        back, "shown",
+        "invalid report: the timeline's link to the story"
+    );
+    let plain = c.js(
+        r##"const r = document.querySelector('#timeline-svg rect.op:not(.anomaly)');
+        if (!r) return 'no plain op';
+        location.hash = 'op-' + r.getAttribute('data-op');
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+        return document.getElementById('tl-story').hidden ? 'hidden' : 'shown';"##,
+    );
+    assert_eq!(
+        plain, "hidden",
+        "invalid report: no story link for a plain op"
+    );
     let first = *links.first().unwrap();
     let other = ops.by_index.keys().copied().find(|k| *k != first).unwrap();
     assert_linked(&c, &url, &ops, first, other, "invalid report");

@@ -541,10 +541,29 @@
   });
   button('tl-reset', function () { setView(0, fullT1); });
 
+  // An op named by an anomaly links back to its story: the first line of
+  // "What happened" that links to the op.
+  var storyButton = document.getElementById('tl-story');
+  var storyLine = null;
+  function showStory(j) {
+    storyLine = null;
+    if (j >= 0 && anomalies.has(idx[j])) {
+      var links = document.querySelectorAll('#story a[href="#op-' + idx[j] + '"]');
+      if (links.length > 0) storyLine = links[0].closest('li, p, div') || links[0];
+    }
+    if (storyButton) storyButton.hidden = storyLine === null;
+  }
+  if (storyButton) {
+    storyButton.addEventListener('click', function () {
+      if (storyLine) storyLine.scrollIntoView({ block: 'center' });
+    });
+  }
+
   // `#op-N`: zoom to op N with some context around it, select it, show it.
   function followHash() {
     var m = /^#op-(\d+)$/.exec(location.hash || '');
     var j = m ? byIndex.get(Number(m[1])) : undefined;
+    showStory(j === undefined ? -1 : j);
     if (j === undefined) {
       if (selected >= 0) {
         selected = -1;

@@ -644,6 +644,7 @@ pub(super) fn timeline_section(
                 button type="button" id="tl-zoom-in" title="zoom in" { "+ zoom in" }
                 button type="button" id="tl-zoom-out" title="zoom out" { "− zoom out" }
                 button type="button" id="tl-reset" title="show the whole run" { "reset" }
+                button type="button" id="tl-story" hidden title="the story of the anomaly that names the selected operation" { "↓ its story" }
                 span class="tl-status" id="tl-status" {}
             }
             div class="tl-legend" {
