@@ -5,22 +5,37 @@
 
 use crate::*;
 
-/// Runs a ZooKeeper example and checks what every ZooKeeper run must show:
-/// the system, its version and its token named, a 3-member ensemble, the
-/// servers' logs in the nodes' logs, and a holder that learned its session
-/// expired saying so in the history.
+/// Runs a ZooKeeper example (a 3-member ensemble) and checks what every
+/// ZooKeeper run must show: see [`check_zookeeper_run`].
 fn run_zookeeper(name: &str, seed: u64, extra: &[&str]) -> (i32, String, serde_json::Value) {
     let store = tempfile::tempdir().unwrap();
     let (out, dir) = run_example_in(store.path(), name, seed, extra);
+    check_zookeeper_run(name, seed, out, &dir, 3)
+}
+
+/// The system, its version and its token named, `members` servers with
+/// their logs in the nodes' logs, and a holder that learned its session
+/// expired saying so in the history.
+fn check_zookeeper_run(
+    name: &str,
+    seed: u64,
+    out: std::process::Output,
+    dir: &std::path::Path,
+    members: u32,
+) -> (i32, String, serde_json::Value) {
     let (code, stdout, results, version) =
-        assert_system_run(&format!("{name} seed {seed}"), &out, &dir, "zookeeper");
+        assert_system_run(&format!("{name} seed {seed}"), &out, dir, "zookeeper");
     assert!(
         version.starts_with("3.8."),
         "zookeeper 3.8.x, not {version:?}"
     );
     let token = results["lock_system"]["token"].as_str().unwrap();
     assert!(token.contains("czxid"), "{token}");
-    for i in 1..=3 {
+    assert!(
+        !dir.join(format!("nodes/lock{}.log", members + 1)).exists(),
+        "an ensemble of {members}"
+    );
+    for i in 1..=members {
         let log = std::fs::read_to_string(dir.join(format!("nodes/lock{i}.log"))).unwrap();
         assert!(log.contains("QuorumPeer"), "lock{i}.log:\n{log}");
     }
@@ -59,8 +74,32 @@ fn zookeeper_examples_run_in_docker() {
         assert_unfenced_invalid(code, &stdout, &results, seed);
         assert_eq!(results["runtime"], "docker");
     }
-    let (code, stdout, results) = run_zookeeper("zookeeper-fenced.yaml", 33, &docker);
-    assert_fenced_valid(code, &stdout, &results, 33);
+    for seed in [33, 34] {
+        let (code, stdout, results) = run_zookeeper("zookeeper-fenced.yaml", seed, &docker);
+        assert_fenced_valid(code, &stdout, &results, seed);
+    }
+}
+
+/// A single server is an ensemble too (ZooKeeper's standalone mode): the
+/// paused holder's session still expires and its stale write is found.
+#[test]
+fn a_one_member_zookeeper_finds_the_stale_write_too() {
+    if !require_zookeeper() || !require_root() {
+        return;
+    }
+    let text = std::fs::read_to_string(example("zookeeper.yaml")).unwrap();
+    let one = text.replace("  nodes: 3\n", "  nodes: 1\n");
+    assert_ne!(one, text, "zookeeper.yaml names its 3 lock nodes");
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("zookeeper-1.yaml");
+    std::fs::write(&config, one).unwrap();
+    for seed in [3, 4] {
+        let store = tempfile::tempdir().unwrap();
+        let out = run_in(&repo(), store.path(), &config, seed, &[]);
+        let dir = run_dir_of(store.path());
+        let (code, stdout, results) = check_zookeeper_run("zookeeper-1.yaml", seed, out, &dir, 1);
+        assert_unfenced_invalid(code, &stdout, &results, seed);
+    }
 }
 
 #[test]
