@@ -95,6 +95,11 @@ fn cleanup_local(cleaned: &mut Cleaned) {
     }
     for reg in registry::registrations() {
         if !reg.alive() {
+            // A clock fault in force when the controller died: its nodes are
+            // gone now, but the run folder keeps no moved clock behind.
+            cleaned
+                .clocks
+                .extend(crate::runtime::clock::reset_files(&reg.run_dir));
             registry::unregister(&reg.run_id);
             cleaned.registrations.push(reg.run_id);
         }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_nemesis::{FaultKind, FaultSpec, ScheduledFault, Span, Target, TimelineEntry};
+use std::collections::BTreeMap;
+
+use leasehold_nemesis::{FaultKind, FaultSpec, Role, ScheduledFault, Span, Target, TimelineEntry};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -885,6 +887,13 @@ impl Config {
         self.check_targets()
     }
 
+    /// An error about `field`, at the line and column of its value; for the
+    /// checks that need the host (is a program there, can it be reached) and
+    /// so run after parsing.
+    pub fn error_at(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        self.invalid(field, message)
+    }
+
     /// An error about `field`, at the line and column of its value.
     fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let field = field.into();
@@ -1292,6 +1301,9 @@ impl Config {
     fn check_faults(&self) -> Result<(), ConfigError> {
         for (i, f) in self.nemesis.faults.iter().enumerate() {
             let field = |name: &str| format!("nemesis.faults[{i}].{name}");
+            if let Err(e) = f.clock_fields().change(f.fault == FaultKind::Clock) {
+                return Err(self.invalid(field(e.field), e.message));
+            }
             self.check_span(field("for"), f.duration, MIN_FAULT)?;
             if let Some(every) = f.every {
                 self.check_span(field("every"), every, MIN_EVERY)?;
@@ -1329,6 +1341,15 @@ impl Config {
     fn check_timeline(&self) -> Result<(), ConfigError> {
         for (i, e) in self.nemesis.timeline.iter().enumerate() {
             let field = |name: &str| format!("nemesis.timeline[{i}].{name}");
+            if let Err(err) = e.clock_fields().change(e.fault == FaultKind::Clock) {
+                // The fault is the key of a timeline entry: `clock: lock1`.
+                let name = if err.field == "fault" {
+                    "clock"
+                } else {
+                    err.field
+                };
+                return Err(self.invalid(field(name), err.message));
+            }
             if e.at >= self.duration {
                 return Err(self.invalid(
                     field("at"),
@@ -1429,9 +1450,7 @@ impl Config {
             }
         }
         for (field, target) in targets {
-            if let Target::Node(n) = target
-                && !names.contains(n)
-            {
+            if let Some(n) = target.named().iter().find(|n| !names.contains(n)) {
                 return Err(self.invalid(
                     field,
                     format!("no node is named {n:?}; the nodes are {}", names.join(", ")),
@@ -1485,6 +1504,54 @@ impl Config {
         v.extend((1..=self.storage.started_nodes()).map(|i| format!("store{i}")));
         v.extend((1..=self.workload.workers.get()).map(|i| format!("w{i}")));
         v
+    }
+
+    /// Every node a clock fault of the config may hit, with the field of
+    /// the first fault that may: these nodes are started under the clock
+    /// library. A target resolved at run time (`holder`, `one`, …) counts
+    /// every node it could resolve to.
+    pub fn clock_nodes(&self) -> BTreeMap<String, String> {
+        let names = self.node_names();
+        let of_role = |prefix: &str| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| {
+                    n.strip_prefix(prefix)
+                        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
+                })
+                .cloned()
+                .collect()
+        };
+        let hit = |target: &Target| -> Vec<String> {
+            match target {
+                Target::Node(_) | Target::Nodes(_) => target.named().to_vec(),
+                Target::Role(Role::Lock) | Target::LockLeader => of_role("lock"),
+                Target::Role(Role::Storage) => of_role("store"),
+                Target::Role(Role::Worker) | Target::Holder => of_role("w"),
+                Target::One | Target::Minority | Target::Majority | Target::All => names.clone(),
+            }
+        };
+        let mut nodes = BTreeMap::new();
+        let faults = self
+            .nemesis
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("nemesis.faults[{i}].target"), f.fault, &f.target));
+        let entries = self
+            .nemesis
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("nemesis.timeline[{i}].clock"), e.fault, &e.target));
+        for (field, kind, target) in faults.chain(entries) {
+            if kind == FaultKind::Clock {
+                for n in hit(target) {
+                    nodes.entry(n).or_insert_with(|| field.clone());
+                }
+            }
+        }
+        nodes
     }
 
     /// Whether any fault of the config is a partition.
@@ -2147,6 +2214,80 @@ mod tests {
             }
         }
         assert!(seen >= 70, "only {seen} examples in {}", dir.display());
+    }
+
+    #[test]
+    fn clock_faults_are_checked_field_by_field() {
+        let clock = |fields: &str| {
+            GOOD.replace(
+                "    - fault: pause\n      target: holder\n",
+                &format!("    - fault: clock\n      target: lock1\n{fields}"),
+            )
+        };
+        let good = parse(&clock("      jump: -1500ms\n      clocks: both\n")).unwrap();
+        let change = good.nemesis.faults[0].clock_change().unwrap();
+        assert_eq!(change.to_string(), "jump -1s 500ms (both)");
+        assert_eq!(parse(&good.to_yaml()).unwrap(), good, "round trips");
+        assert_eq!(good.clock_nodes().keys().collect::<Vec<_>>(), ["lock1"]);
+        assert_eq!(
+            error_of(&clock("")),
+            "t.yaml:9:14: nemesis.faults[0].fault: a clock fault takes one of `jump: +2s`, \
+             `skew: 1.5` or `strobe: 200ms`"
+        );
+        assert_eq!(
+            error_of(&clock("      jump: +2s\n      skew: 1.5\n")),
+            "t.yaml:12:13: nemesis.faults[0].skew: a clock fault takes one of `jump`, `skew` and \
+             `strobe`, not `jump` and `skew`"
+        );
+        assert_eq!(
+            error_of(&clock("      skew: 2\n      clocks: realtime\n")),
+            "t.yaml:12:15: nemesis.faults[0].clocks: a skew runs every clock of the node at its \
+             rate; `clocks` is for jumps and strobes"
+        );
+        assert_eq!(
+            error_of(&clock("      strobe: 1s\n      period: 1ms\n")),
+            "t.yaml:12:15: nemesis.faults[0].period: must be at least 5ms"
+        );
+        let e = error_of(&clock("      jump: soon\n"));
+        assert!(
+            e.starts_with("t.yaml:9:7: nemesis.faults[0].jump: \"soon\" is not a signed duration"),
+            "{e}"
+        );
+        let e = error_of(&clock("      skew: 0\n"));
+        assert!(
+            e.starts_with("t.yaml:9:7: nemesis.faults[0].skew: 0 is not a clock rate"),
+            "{e}"
+        );
+        assert_eq!(
+            error_of(&GOOD.replace(
+                "      target: holder\n",
+                "      target: holder\n      jump: +2s\n"
+            )),
+            "t.yaml:11:13: nemesis.faults[0].jump: only a clock fault takes `jump`"
+        );
+        let timeline = GOOD.replace(
+            "  faults:\n    - fault: pause\n      target: holder\n      for: 2s\n      every: 3s\n",
+            "  timeline:\n    - at: 1s\n      clock: [w1, w2]\n      for: 2s\n",
+        );
+        assert_eq!(
+            error_of(&timeline),
+            "t.yaml:10:14: nemesis.timeline[0].clock: a clock fault takes one of `jump: +2s`, \
+             `skew: 1.5` or `strobe: 200ms`"
+        );
+        let strobe =
+            parse(&timeline.replace("      for: 2s\n", "      strobe: 300ms\n      for: 2s\n"))
+                .unwrap();
+        assert_eq!(
+            strobe.clock_nodes().keys().collect::<Vec<_>>(),
+            ["w1", "w2"]
+        );
+        assert_eq!(
+            strobe.nemesis.timeline[0]
+                .clock_change()
+                .unwrap()
+                .to_string(),
+            "strobe +300ms every 50ms (realtime)"
+        );
     }
 
     #[test]

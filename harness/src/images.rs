@@ -273,6 +273,14 @@ fn collect_files(binary: &Path, entrypoint: &str) -> anyhow::Result<Vec<(PathBuf
         let content = read(&lib)?;
         files.push((lib, content));
     }
+    // Every image carries the clock library, so any node can be started
+    // under it (it needs only libc, which a dynamic program's image has).
+    if let Ok(shim) = crate::runtime::clock::shim_path() {
+        files.push((
+            PathBuf::from(crate::runtime::clock::CONTAINER_SHIM),
+            read(&shim)?,
+        ));
+    }
     Ok(files)
 }
 

@@ -25,6 +25,9 @@ pub struct Cleaned {
     pub networks: Vec<String>,
     /// Ids of the runs whose registration was removed (their controller is dead).
     pub registrations: Vec<String>,
+    /// Clock control files set back to the host's time (a clock fault in
+    /// force when the controller died).
+    pub clocks: Vec<std::path::PathBuf>,
 }
 
 impl Cleaned {
@@ -36,5 +39,6 @@ impl Cleaned {
             && self.containers.is_empty()
             && self.networks.is_empty()
             && self.registrations.is_empty()
+            && self.clocks.is_empty()
     }
 }

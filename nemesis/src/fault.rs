@@ -5,6 +5,7 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::clock::{ClockChange, ClockFields, ClockOffset, Clocks, Rate};
 use crate::live::LiveState;
 use crate::node::{NodeFacts, Role};
 use crate::span::Span;
@@ -24,6 +25,9 @@ pub enum FaultKind {
     /// SIGKILL every process of the node; healed by starting it again with the
     /// same identity and data.
     Kill,
+    /// Move the node's clocks (a jump, a skew or a strobe, see
+    /// [`ClockChange`]); healed by setting them back to the host's time.
+    Clock,
 }
 
 impl FaultKind {
@@ -33,6 +37,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::Kill => "kill",
+            FaultKind::Clock => "clock",
         }
     }
 
@@ -42,6 +47,7 @@ impl FaultKind {
             FaultKind::Pause => "resume",
             FaultKind::Partition => "heal",
             FaultKind::Kill => "restart",
+            FaultKind::Clock => "reset",
         }
     }
 }
@@ -51,6 +57,9 @@ impl FaultKind {
 pub enum Target {
     /// One node by name (`w2`, `lock1`).
     Node(String),
+    /// Several nodes by name: `[lock4, lock5]` in a config, `lock4,lock5`
+    /// in a history.
+    Nodes(Vec<String>),
     /// Every node of a role (`lock`, `storage`, `worker`).
     Role(Role),
     /// The worker holding the lock now, caught before it has used its token or
@@ -75,6 +84,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Node(n) => f.write_str(n),
+            Target::Nodes(names) => f.write_str(&names.join(",")),
             Target::Role(r) => f.write_str(r.as_str()),
             Target::Holder => f.write_str("holder"),
             Target::One => f.write_str("one"),
@@ -101,6 +111,10 @@ impl FromStr for Target {
             "storage" => Target::Role(Role::Storage),
             "worker" => Target::Role(Role::Worker),
             "" => return Err("a target cannot be empty".into()),
+            list if list.contains(',') => {
+                let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+                return Target::nodes(names);
+            }
             name if name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
@@ -112,6 +126,38 @@ impl FromStr for Target {
     }
 }
 
+impl Target {
+    /// Several nodes by name; one name is [`Target::Node`].
+    pub fn nodes(mut names: Vec<String>) -> Result<Target, String> {
+        for n in &names {
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!("{n:?} is not a node name"));
+            }
+        }
+        names.sort();
+        names.dedup();
+        match names.len() {
+            0 => Err("a list of nodes cannot be empty".into()),
+            1 => Ok(Target::Node(names.remove(0))),
+            _ => Ok(Target::Nodes(names)),
+        }
+    }
+
+    /// The node names the target lists (one for [`Target::Node`]); empty for
+    /// targets resolved by role or at run time.
+    pub fn named(&self) -> &[String] {
+        match self {
+            Target::Node(n) => std::slice::from_ref(n),
+            Target::Nodes(names) => names,
+            _ => &[],
+        }
+    }
+}
+
 impl Serialize for Target {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -120,9 +166,21 @@ impl Serialize for Target {
 
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            One(String),
+            List(Vec<String>),
+        }
+        match Written::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a target (`holder`, `lock`, `w2`, …) or a list of node names",
+            )
+        })? {
+            Written::One(s) => s.parse(),
+            Written::List(names) => Target::nodes(names),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -144,6 +202,25 @@ pub struct FaultSpec {
     /// Partitions that isolate: from whom; default every other node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Target>,
+    /// Clock faults: step the clocks by this much (`+2s`, `-500ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<ClockOffset>,
+    /// Clock faults: run the clocks at this rate (`1.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<Rate>,
+    /// Clock faults: jump this far and back, again and again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strobe: Option<ClockOffset>,
+    /// Clock strobes: time between two flips.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub period: Option<Duration>,
+    /// Clock jumps and strobes: which clocks move (default `realtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<Clocks>,
     /// How long the fault lasts before it is healed.
     #[serde(rename = "for")]
     pub duration: Span,
@@ -157,6 +234,49 @@ pub struct FaultSpec {
 
 fn all() -> Target {
     Target::All
+}
+
+impl FaultSpec {
+    /// Its clock settings as written.
+    pub fn clock_fields(&self) -> ClockFields {
+        ClockFields {
+            jump: self.jump,
+            skew: self.skew,
+            strobe: self.strobe,
+            period: self.period,
+            clocks: self.clocks,
+        }
+    }
+
+    /// What a clock fault of this generator does (`None` for other faults or
+    /// settings that do not fit, which the config's check refuses).
+    pub fn clock_change(&self) -> Option<ClockChange> {
+        self.clock_fields()
+            .change(self.fault == FaultKind::Clock)
+            .ok()
+            .flatten()
+    }
+}
+
+impl TimelineEntry {
+    /// Its clock settings as written.
+    pub fn clock_fields(&self) -> ClockFields {
+        ClockFields {
+            jump: self.jump,
+            skew: self.skew,
+            strobe: self.strobe,
+            period: self.period,
+            clocks: self.clocks,
+        }
+    }
+
+    /// What a clock entry does (`None` for other faults).
+    pub fn clock_change(&self) -> Option<ClockChange> {
+        self.clock_fields()
+            .change(self.fault == FaultKind::Clock)
+            .ok()
+            .flatten()
+    }
 }
 
 /// One entry of a scripted timeline: `at: 5s, pause: w1, for: 3s`, or
@@ -178,6 +298,25 @@ pub struct TimelineEntry {
     /// Partitions that isolate: from whom; default every other node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Target>,
+    /// Clock faults: step the clocks by this much (`+2s`, `-500ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<ClockOffset>,
+    /// Clock faults: run the clocks at this rate (`1.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<Rate>,
+    /// Clock faults: jump this far and back, again and again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strobe: Option<ClockOffset>,
+    /// Clock strobes: time between two flips.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub period: Option<Duration>,
+    /// Clock jumps and strobes: which clocks move (default `realtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<Clocks>,
     /// How long the fault lasts before it is healed.
     #[serde(rename = "for", with = "humantime_serde")]
     pub duration: Duration,
@@ -195,6 +334,8 @@ struct RawTimelineEntry {
     partition: Option<Target>,
     #[serde(default)]
     kill: Option<Target>,
+    #[serde(default)]
+    clock: Option<Target>,
     // The serialized form of `TimelineEntry` reads back too.
     #[serde(default)]
     fault: Option<FaultKind>,
@@ -204,6 +345,16 @@ struct RawTimelineEntry {
     topology: Option<Topology>,
     #[serde(default)]
     from: Option<Target>,
+    #[serde(default)]
+    jump: Option<ClockOffset>,
+    #[serde(default)]
+    skew: Option<Rate>,
+    #[serde(default)]
+    strobe: Option<ClockOffset>,
+    #[serde(default, with = "humantime_serde")]
+    period: Option<Duration>,
+    #[serde(default)]
+    clocks: Option<Clocks>,
     #[serde(rename = "for", with = "humantime_serde")]
     duration: Duration,
 }
@@ -222,15 +373,23 @@ impl TryFrom<RawTimelineEntry> for TimelineEntry {
         if let Some(t) = raw.kill {
             named.push((FaultKind::Kill, t));
         }
+        if let Some(t) = raw.clock {
+            named.push((FaultKind::Clock, t));
+        }
         if let (Some(kind), Some(t)) = (raw.fault, raw.target.clone()) {
             named.push((kind, t));
         }
         let (fault, target) = match named.len() {
             1 => named.remove(0),
-            0 => return Err("a timeline entry needs one of `pause`, `partition` or `kill`".into()),
+            0 => {
+                return Err(
+                    "a timeline entry needs one of `pause`, `partition`, `kill` or `clock`".into(),
+                );
+            }
             _ => {
                 return Err(
-                    "a timeline entry takes one fault: `pause`, `partition` or `kill`".into(),
+                    "a timeline entry takes one fault: `pause`, `partition`, `kill` or `clock`"
+                        .into(),
                 );
             }
         };
@@ -240,6 +399,11 @@ impl TryFrom<RawTimelineEntry> for TimelineEntry {
             target,
             topology: raw.topology,
             from: raw.from,
+            jump: raw.jump,
+            skew: raw.skew,
+            strobe: raw.strobe,
+            period: raw.period,
+            clocks: raw.clocks,
             duration: raw.duration,
         })
     }
@@ -280,6 +444,7 @@ impl Target {
         let total = nodes.len();
         let found = match self {
             Target::Node(name) => names(&mut nodes.iter().filter(|n| &n.name == name)),
+            Target::Nodes(list) => names(&mut nodes.iter().filter(|n| list.contains(&n.name))),
             Target::Role(role) => names(&mut nodes.iter().filter(|n| n.role == *role)),
             Target::All => names(&mut nodes.iter()),
             Target::One => pick(1, &mut draw),
@@ -331,6 +496,14 @@ mod tests {
             assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
         }
         assert!("w 2".parse::<Target>().is_err());
+        let two: Target = "lock5,lock4".parse().unwrap();
+        assert_eq!(two, Target::Nodes(vec!["lock4".into(), "lock5".into()]));
+        assert_eq!(two.to_string().parse::<Target>().unwrap(), two);
+        assert_eq!(
+            "w1,w1".parse::<Target>().unwrap(),
+            Target::Node("w1".into())
+        );
+        assert!("w1,".parse::<Target>().is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! records in the history. Nothing here sleeps or spawns tasks: timing is the
 //! harness's job.
 
+mod clock;
 mod fault;
 mod live;
 mod nemesis;
@@ -21,6 +22,9 @@ mod schedule;
 mod span;
 mod topology;
 
+pub use clock::{
+    ClockChange, ClockFieldError, ClockFields, ClockOffset, Clocks, DEFAULT_STROBE_PERIOD, Rate,
+};
 pub use fault::{FaultKind, FaultSpec, Resolution, Target, TimelineEntry};
 pub use live::LiveState;
 pub use nemesis::{FaultEffect, Nemesis};

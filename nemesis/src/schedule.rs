@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::ClockChange;
 use crate::fault::{FaultKind, FaultSpec, Target, TimelineEntry};
 use crate::topology::Topology;
 
@@ -31,6 +32,9 @@ pub struct ScheduledFault {
     /// How long it lasts before it is healed.
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
+    /// Clock faults: how the clocks move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockChange>,
     /// Which generator of the config made it (timeline entries come after the
     /// generators).
     pub spec: usize,
@@ -95,6 +99,7 @@ pub fn schedule(
             topology: e.topology,
             from: e.from.clone(),
             duration: e.duration,
+            clock: e.clock_change(),
             spec: specs.len() + i,
         })
         .collect();
@@ -120,6 +125,7 @@ pub fn schedule(
                 topology: spec.topology,
                 from: spec.from.clone(),
                 duration,
+                clock: spec.clock_change(),
                 spec: i,
             });
             let Some(every) = spec.every else { break };
@@ -145,6 +151,11 @@ mod tests {
             target: Target::Holder,
             topology: None,
             from: None,
+            jump: None,
+            skew: None,
+            strobe: None,
+            period: None,
+            clocks: None,
             duration: dur.parse().unwrap(),
             every: Some(every.parse::<Span>().unwrap()),
             start_after: Duration::from_secs(1),

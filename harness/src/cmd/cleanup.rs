@@ -32,6 +32,9 @@ pub fn run(_args: CleanupArgs) -> anyhow::Result<ExitCode> {
         for n in &cleaned.networks {
             println!("removed network {n}");
         }
+        for c in &cleaned.clocks {
+            println!("reset clock {}", c.display());
+        }
         for id in &cleaned.registrations {
             println!("forgot run {id}");
         }

@@ -24,7 +24,8 @@ use anyhow::Context;
 use leasehold_checker::{Event, EventType, Process};
 use leasehold_nemesis::partition::{self, Drops};
 use leasehold_nemesis::{
-    FaultKind, LiveState, NodeFacts, Resolution, Role, ScheduledFault, Target, Topology, grudge,
+    FaultKind, Grudge, LiveState, NodeFacts, Resolution, Role, ScheduledFault, Target, Topology,
+    grudge,
 };
 use leasehold_nodes::RunClock;
 use leasehold_results::FaultRecord;
@@ -36,6 +37,7 @@ use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime::clock::{ClockControls, Lead};
 use crate::runtime::{Runtime, wait_ready};
 
 /// How long a fault waits for its target to exist (e.g. for someone to hold the
@@ -63,6 +65,8 @@ pub struct Driver {
     /// that says so at the moment of the fault (for a system without a leader,
     /// the first lock node).
     pub lock_leader: Leader,
+    /// The control files of the nodes started under the clock library.
+    pub clocks: tokio::sync::Mutex<ClockControls>,
 }
 
 /// A fault in force.
@@ -90,13 +94,16 @@ struct InForce {
     /// Nodes that may be stopped now (a failed resume stays here for the
     /// final heal).
     paused: BTreeSet<String>,
-    /// A partition is scheduled to be in force (a new one is skipped).
-    partitioned: bool,
+    /// The partitions in force, by the index of their record: they may
+    /// overlap, and what the nodes drop is the union of their grudges.
+    grudges: BTreeMap<usize, Grudge>,
     /// Drop rules that may be in force now (kept after a failed heal, for the
     /// final heal).
     cut: Option<Cut>,
     /// Lives of each restarted node.
     incarnations: BTreeMap<String, u64>,
+    /// Nodes whose clocks a fault moves now.
+    clocked: BTreeSet<String>,
 }
 
 impl Driver {
@@ -190,7 +197,9 @@ impl Driver {
             if let Some(fault) = self.schedule.get(next).cloned()
                 && self.due(&fault) <= now
             {
-                match self.inject(nodes, &mut state, &fault, &mut rng).await {
+                // Its record goes at this index, whatever becomes of it.
+                let slot = records.len();
+                match self.inject(nodes, &mut state, &fault, slot, &mut rng).await {
                     Injected::Done(record, heal) => {
                         records.push(record);
                         if let Some((due, kind, nodes)) = heal {
@@ -268,6 +277,7 @@ impl Driver {
             }
         }
         let partitioned = state.cut.is_some();
+        state.grudges.clear();
         if let Some(cut) = state.cut.take() {
             let clear: BTreeMap<String, Drops> = cut
                 .drops
@@ -285,6 +295,13 @@ impl Driver {
             let f = if partitioned { "heal" } else { "resume" };
             self.record_effect(f, &done, "all", start.elapsed(), json!({}));
         }
+        // Clocks a failed reset left moved.
+        let start = Instant::now();
+        let reset = self.clocks.lock().await.reset_all().await;
+        state.clocked.clear();
+        if !reset.is_empty() {
+            self.record_effect("reset", &reset, "all", start.elapsed(), json!({}));
+        }
     }
 
     async fn inject(
@@ -292,6 +309,7 @@ impl Driver {
         nodes: &mut dyn Runtime,
         state: &mut InForce,
         fault: &ScheduledFault,
+        slot: usize,
         rng: &mut ChaCha8Rng,
     ) -> Injected {
         let start_ns = self.clock.now();
@@ -376,43 +394,71 @@ impl Driver {
                     }
                 }
             }
-            FaultKind::Partition => {
-                if state.partitioned {
-                    return Injected::Skipped("a partition is already in force".into());
+            FaultKind::Clock => {
+                let Some(change) = fault.clock else {
+                    return Injected::Skipped("a clock fault without a change".into());
+                };
+                // Never two clock faults on one node at once.
+                let targets: Vec<String> = targets
+                    .into_iter()
+                    .filter(|n| !state.clocked.contains(n))
+                    .collect();
+                if targets.is_empty() {
+                    return Injected::NotYet;
                 }
+                record.nodes = targets.clone();
+                // Remember before applying: a failure half-way must still be
+                // healed.
+                state.clocked.extend(targets.iter().cloned());
+                let applied = {
+                    let mut clocks = self.clocks.lock().await;
+                    targets
+                        .iter()
+                        .map(|n| Ok((n.clone(), clocks.apply(n, change)?)))
+                        .collect::<anyhow::Result<BTreeMap<String, Lead>>>()
+                };
+                match applied {
+                    Ok(leads) => {
+                        let mut extra = change.describe();
+                        if let Some(e) = extra.as_object_mut() {
+                            e.insert("lead_ms".into(), leads_value(&leads));
+                        }
+                        let at = self.record_effect(
+                            "clock",
+                            &targets,
+                            &fault.target.to_string(),
+                            decided.elapsed(),
+                            extra,
+                        );
+                        tracing::info!(nodes = ?targets, %change, "clocks moved");
+                        record.effective_ns = Some(at);
+                        Injected::Done(record, Some((heal_at(at), FaultKind::Clock, targets)))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "clock fault failed");
+                        record.note = Some(format!("failed: {e:#}"));
+                        Injected::Done(record, Some((start_ns, FaultKind::Clock, targets)))
+                    }
+                }
+            }
+            FaultKind::Partition => {
                 let topology = fault.topology.unwrap_or(Topology::Isolate);
                 if topology == Topology::Isolate && targets.is_empty() {
                     return Injected::NotYet;
                 }
                 let all: Vec<String> = self.facts.iter().map(|f| f.name.clone()).collect();
                 let grudge = grudge(topology, &all, &targets, from.as_deref(), rng);
-                let names: BTreeMap<String, Vec<String>> = grudge
-                    .iter()
-                    .filter(|(_, d)| !d.is_empty())
-                    .map(|(n, d)| (n.clone(), d.iter().cloned().collect()))
-                    .collect();
+                let names = grudge_names(&grudge);
                 let cut: Vec<String> = names.keys().cloned().collect();
                 record.nodes = cut.clone();
-                state.partitioned = true;
                 let mut extra = json!({"topology": topology.as_str(), "grudge": names});
                 if let (Some(e), serde_json::Value::Object(l)) =
                     (extra.as_object_mut(), leader_value)
                 {
                     e.extend(l);
                 }
-                let applied = match partition::drops(&grudge, &self.facts) {
-                    Ok(drops) => {
-                        let start = Instant::now();
-                        // Remember before applying: a failure half-way must
-                        // still be healed.
-                        state.cut = Some(Cut {
-                            drops: drops.clone(),
-                            grudge: names.clone(),
-                        });
-                        nodes.set_drops(&drops).await.map(|()| start.elapsed())
-                    }
-                    Err(e) => Err(e.into()),
-                };
+                state.grudges.insert(slot, grudge);
+                let applied = self.put_partitions(nodes, state).await;
                 match applied {
                     Ok(latency) => {
                         let at = self.record_effect(
@@ -450,6 +496,8 @@ impl Driver {
     ) {
         let target = record.target.clone();
         let start = Instant::now();
+        // A clock reset says how far ahead each node was just before.
+        let mut reset_leads: Option<BTreeMap<String, Lead>> = None;
         let outcome: anyhow::Result<Vec<String>> = match active.kind {
             FaultKind::Pause => {
                 let result = nodes.signal(&active.nodes, Signal::SIGCONT).await;
@@ -461,20 +509,29 @@ impl Driver {
                 result.map(|()| active.nodes.clone())
             }
             FaultKind::Partition => {
-                state.partitioned = false;
-                match &state.cut {
-                    Some(cut) => {
-                        let clear: BTreeMap<String, Drops> = cut
-                            .drops
-                            .keys()
-                            .map(|n| (n.clone(), Drops::new()))
-                            .collect();
-                        let result = nodes.set_drops(&clear).await;
-                        if result.is_ok() {
-                            state.cut = None;
+                // The others in force stay: the nodes drop what they still
+                // ask for.
+                state.grudges.remove(&active.record);
+                self.put_partitions(nodes, state)
+                    .await
+                    .map(|_| active.nodes.clone())
+            }
+            FaultKind::Clock => {
+                let mut clocks = self.clocks.lock().await;
+                let mut leads = BTreeMap::new();
+                let mut failed = None;
+                for n in &active.nodes {
+                    match clocks.reset(n).await {
+                        Ok(lead) => {
+                            leads.insert(n.clone(), lead);
+                            state.clocked.remove(n);
                         }
-                        result.map(|()| active.nodes.clone())
+                        Err(e) => failed = Some(e.context(format!("reset the clocks of {n}"))),
                     }
+                }
+                reset_leads = Some(leads);
+                match failed {
+                    Some(e) => Err(e),
                     None => Ok(active.nodes.clone()),
                 }
             }
@@ -502,13 +559,12 @@ impl Driver {
         }
         match outcome {
             Ok(healed) => {
-                let at = self.record_effect(
-                    active.kind.heal_name(),
-                    &healed,
-                    &target,
-                    latency,
-                    json!({}),
-                );
+                let extra = match &reset_leads {
+                    Some(leads) => json!({ "lead_before_ms": leads_value(leads) }),
+                    None => json!({}),
+                };
+                let at =
+                    self.record_effect(active.kind.heal_name(), &healed, &target, latency, extra);
                 record.end_ns = Some(at);
             }
             Err(e) => {
@@ -516,6 +572,47 @@ impl Driver {
                 record.note = Some(format!("{} failed: {e:#}", active.kind.heal_name()));
             }
         }
+    }
+
+    /// Puts in force the union of the partitions in `state`: each node drops
+    /// what any of them asks, nodes no longer cut off get their rules
+    /// removed. Returns how long applying took.
+    async fn put_partitions(
+        &self,
+        nodes: &mut dyn Runtime,
+        state: &mut InForce,
+    ) -> anyhow::Result<Duration> {
+        let mut union = Grudge::new();
+        for g in state.grudges.values() {
+            for (node, dropped) in g {
+                union
+                    .entry(node.clone())
+                    .or_default()
+                    .extend(dropped.iter().cloned());
+            }
+        }
+        let drops = partition::drops(&union, &self.facts)?;
+        let names = grudge_names(&union);
+        let mut apply = drops.clone();
+        if let Some(old) = &state.cut {
+            for node in old.drops.keys() {
+                apply.entry(node.clone()).or_insert_with(Drops::new);
+            }
+        }
+        // Remember before applying: a failure half-way must still be healed,
+        // on every node that may carry rules.
+        state.cut = Some(Cut {
+            drops: apply.clone(),
+            grudge: names.clone(),
+        });
+        let start = Instant::now();
+        nodes.set_drops(&apply).await?;
+        let latency = start.elapsed();
+        state.cut = (!drops.is_empty()).then_some(Cut {
+            drops,
+            grudge: names,
+        });
+        Ok(latency)
     }
 
     /// Starts a killed node again; puts its drop rules back first when a
@@ -585,6 +682,30 @@ enum Injected {
     NotYet,
     /// Will not be injected.
     Skipped(String),
+}
+
+/// A grudge as the history writes it: only nodes that drop something.
+fn grudge_names(grudge: &Grudge) -> BTreeMap<String, Vec<String>> {
+    grudge
+        .iter()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(n, d)| (n.clone(), d.iter().cloned().collect()))
+        .collect()
+}
+
+/// Each node's lead over the host's clocks, for a history event:
+/// `{"lock1": {"realtime": 2000.0, "monotonic": 0.0}}`.
+fn leads_value(leads: &BTreeMap<String, Lead>) -> serde_json::Value {
+    leads
+        .iter()
+        .map(|(n, l)| {
+            (
+                n.clone(),
+                json!({"realtime": l.realtime_ms, "monotonic": l.monotonic_ms}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// `3` of `lock3`, to order lock nodes as the run numbers them.

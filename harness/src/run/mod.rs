@@ -40,6 +40,7 @@ use crate::run::context::{READY_LIMIT, RunContext};
 use crate::run::driver::Driver;
 use crate::run::final_reads::{final_reads, merge_ledgers, save_server_ledger};
 use crate::run::setup::{NodeImages, setup};
+use crate::runtime::clock::ClockControls;
 use crate::runtime::local::netns;
 use crate::runtime::{NodeSpec, Runtime};
 use crate::shutdown::Shutdown;
@@ -100,6 +101,7 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
             crate::runtime::find_node_program(&program, in_container, &cwd)?;
         }
     }
+    check_clock_faults(&config)?;
     let seed = config.seed.unwrap_or_else(rand::random);
     config.seed = Some(seed);
     let run_id = registry::new_run_id();
@@ -245,6 +247,93 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     })
 }
 
+/// Refuses, before anything starts, a clock fault that may hit a node the
+/// clock library cannot reach (a Go or static program such as etcd, a
+/// set-id program, a user's own image), naming the fault and the reason; and
+/// any clock fault when the library itself is missing.
+fn check_clock_faults(config: &Config) -> anyhow::Result<()> {
+    let nodes = config.clock_nodes();
+    let Some(first) = nodes.values().next() else {
+        return Ok(());
+    };
+    crate::runtime::clock::shim_path()
+        .map_err(|e| config.error_at(first.clone(), e.to_string()))?;
+    let cwd = std::env::current_dir().context("the working directory")?;
+    let in_container = config.runtime == RuntimeKind::Docker;
+    let leasehold = std::env::current_exe().context("cannot find leasehold's own executable")?;
+    // The programs each role's nodes run (a leasehold launcher's server too).
+    let programs_of = |role: Role| -> anyhow::Result<Vec<PathBuf>> {
+        let (program, needs) = match role {
+            Role::Lock => {
+                if in_container && config.lock.image.is_some() {
+                    anyhow::bail!(
+                        "its image is the config's `lock.image`, which does not carry the clock \
+                         library (leasehold packs it into the images it builds)"
+                    );
+                }
+                (config.lock.program(), config.lock.needs())
+            }
+            Role::Storage => match config.storage.exec_server() {
+                Some(server) => (
+                    leasehold_workloads::storage::exec::program(&server),
+                    config.storage.needs(),
+                ),
+                None => (
+                    leasehold_workloads::Program::Leasehold,
+                    config.storage.needs(),
+                ),
+            },
+            Role::Worker => (leasehold_workloads::Program::Leasehold, Vec::new()),
+        };
+        let mut paths = vec![
+            match crate::runtime::find_node_program(&program, in_container, &cwd)? {
+                crate::runtime::NodeProgram::Leasehold => leasehold.clone(),
+                crate::runtime::NodeProgram::Host(p) => p,
+            },
+        ];
+        for (need, _) in needs {
+            let found = if need.components().count() == 1 {
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                    .map(|d| d.join(&need))
+                    .find(|p| p.is_file())
+            } else {
+                Some(need)
+            };
+            // Programs only: a jar or a data file is not started.
+            if let Some(p) = found.filter(|p| is_executable(p)) {
+                paths.push(p);
+            }
+        }
+        Ok(paths)
+    };
+    for (node, field) in &nodes {
+        let role = match node.as_str() {
+            n if n.starts_with("lock") => Role::Lock,
+            n if n.starts_with("store") => Role::Storage,
+            _ => Role::Worker,
+        };
+        let refuse = |why: String| {
+            config.error_at(
+                field.clone(),
+                format!(
+                    "a clock fault may hit {node}, which the clock library cannot reach: {why}"
+                ),
+            )
+        };
+        for program in programs_of(role).map_err(|e| refuse(format!("{e:#}")))? {
+            if let Err(why) = leasehold_clock::reachable(&program) {
+                return Err(refuse(why.to_string()).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Runs every check on a run's history.
 fn check(
     events: &[Event],
@@ -342,8 +431,11 @@ async fn drive(
     // are seen at once.
     let t_run = Instant::now();
     let stop_nemesis = CancellationToken::new();
+    let clocked = specs.iter().filter(|s| s.clock.is_some());
+    let clocks = ClockControls::open(ctx.run_dir.path(), clocked.map(|s| s.name.clone()))?;
     let driver = Driver {
         schedule: fault_schedule.to_vec(),
+        clocks: tokio::sync::Mutex::new(clocks),
         facts: runtime.facts(),
         live: collector.live(),
         events: ctx.events.clone(),

@@ -122,6 +122,7 @@ pub(crate) fn plan(
             host_view: host_view.then(|| cwd.clone()),
             stop_grace: system.stop_grace(),
             process_tree: system.forks_sessions(),
+            clock: None,
         });
     }
     let storage_place = StoragePlace {
@@ -220,6 +221,7 @@ pub(crate) fn plan(
             host_view: (adapter.is_some() || storage_adapter.is_some()).then(|| cwd.clone()),
             stop_grace: None,
             process_tree: false,
+            clock: None,
         });
     }
     Ok(specs)
@@ -289,6 +291,7 @@ fn storage_specs(
                     host_view: Some(place.cwd.to_owned()),
                     stop_grace: None,
                     process_tree: true,
+                    clock: None,
                 }
             }
             Some(server) => {
@@ -314,6 +317,7 @@ fn storage_specs(
                     host_view: Some(place.cwd.to_owned()),
                     stop_grace: None,
                     process_tree: false,
+                    clock: None,
                 }
             }
             None => {
@@ -340,6 +344,7 @@ fn storage_specs(
                     host_view: None,
                     stop_grace: None,
                     process_tree: false,
+                    clock: None,
                 }
             }
         };

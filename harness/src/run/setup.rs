@@ -9,6 +9,7 @@ use crate::config::{Config, RuntimeKind};
 use crate::images;
 use crate::run::context::RunContext;
 use crate::run::plan::{Placement, octet_of, plan};
+use crate::runtime::clock::ClockControls;
 use crate::runtime::docker::{self, DockerRuntime};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::local::netns::{self, NetnsNet};
@@ -24,7 +25,7 @@ pub(crate) async fn setup(
     slot: &mut Option<Box<dyn Runtime>>,
 ) -> anyhow::Result<Option<Vec<NodeSpec>>> {
     let config = ctx.config;
-    let (runtime, specs): (Box<dyn Runtime>, _) = match config.runtime {
+    let (runtime, mut specs): (Box<dyn Runtime>, Vec<NodeSpec>) = match config.runtime {
         RuntimeKind::Local => {
             let net = if netns::is_root() {
                 let octets = config
@@ -71,6 +72,13 @@ pub(crate) async fn setup(
         }
     };
     let runtime = slot.insert(runtime);
+    // Nodes a clock fault may hit start under the clock library, each with
+    // its own control file.
+    let clocked = config.clock_nodes().into_keys();
+    let mut controls = ClockControls::create_files(ctx.run_dir.path(), clocked)?;
+    for spec in &mut specs {
+        spec.clock = controls.remove(&spec.name);
+    }
     let image_of = |spec: &NodeSpec| images.of(spec.role);
     let servers: Vec<&NodeSpec> = specs.iter().filter(|s| s.role != Role::Worker).collect();
     runtime.spawn_all(&servers, ctx.run_dir, &image_of).await?;

@@ -7,6 +7,7 @@
 //! the nemesis crate; each runtime says which processes and which namespace
 //! a node name stands for, and calls them.
 
+pub mod clock;
 pub mod control;
 pub mod docker;
 pub mod local;

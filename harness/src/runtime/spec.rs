@@ -43,6 +43,9 @@ pub struct NodeSpec {
     /// backends start sessions of their own): the local runtime signals its
     /// whole process tree, not just its group.
     pub process_tree: bool,
+    /// Host path of its clock control file: it is started under the clock
+    /// library ([`crate::runtime::clock`]) because a clock fault may hit it.
+    pub clock: Option<PathBuf>,
 }
 
 impl NodeSpec {
@@ -339,6 +342,7 @@ mod tests {
             host_view: None,
             stop_grace,
             process_tree: false,
+            clock: None,
         };
         let run = std::time::Duration::from_secs(2);
         let short = std::time::Duration::from_millis(500);

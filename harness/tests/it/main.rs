@@ -4,6 +4,7 @@ mod bench;
 mod browser;
 mod check;
 mod cleanup;
+mod clock;
 mod config_errors;
 mod core_faults;
 mod docker;

@@ -98,6 +98,7 @@ fn heals(f: &str) -> Option<Vec<String>> {
         "pause" => vec!["resume".into(), "heal".into()],
         "partition" => vec!["heal".into()],
         "kill" => vec!["restart".into()],
+        "clock" => vec!["reset".into()],
         // Jepsen's nemeses: `start-partition` … `stop-partition`, `start` … `stop`.
         _ => match f.strip_prefix("start") {
             Some(rest) if rest.is_empty() || rest.starts_with('-') => vec![format!("stop{rest}")],
@@ -205,7 +206,7 @@ fn nemesis_marks(events: &[Event]) -> Vec<(u64, String)> {
 
 /// A heal that found nothing open to heal is not worth a mark of its own.
 fn is_heal_name(f: &str) -> bool {
-    matches!(f, "resume" | "heal" | "restart") || f.starts_with("stop")
+    matches!(f, "resume" | "heal" | "restart" | "reset") || f.starts_with("stop")
 }
 
 /// The last moment of the history, in ns: where the view ends and where
@@ -802,6 +803,8 @@ mod tests {
             nemesis(5, 450, "heal", &["w2", "w3"]),
             nemesis(6, 500, "pause", &["w4"]),
             nemesis(7, 600, "resume", &["w9"]),
+            nemesis(8, 700, "clock", &["lock1"]),
+            nemesis(9, 800, "reset", &["lock1"]),
         ];
         let p = nemesis_periods(&h);
         let got: Vec<(&str, u64, Option<u64>)> = p
@@ -821,6 +824,7 @@ mod tests {
                 ("partition", 150, Some(450)),
                 ("kill", 400, None),
                 ("pause", 500, None),
+                ("clock", 700, Some(800)),
             ]
         );
         assert_eq!(p[0].name(), "pause of w1 (holder)");

@@ -571,6 +571,9 @@ fn describe(e: &TimelineEntry) -> String {
     if let Some(f) = &e.from {
         let _ = write!(s, ", from {}", escape(&f.to_string()));
     }
+    if let Some(c) = e.clock_change() {
+        let _ = write!(s, ", {c}");
+    }
     s
 }
 
@@ -597,4 +600,53 @@ fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("yaml.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_results::{FaultRecord, ScheduledFault};
+
+    /// A clock fault and a partition to a list of nodes, scripted from what a
+    /// run did, keep their change and their targets.
+    #[test]
+    fn scripted_faults_keep_their_clock_change_and_node_lists() {
+        let text = "test: t\nduration: 10s\nlock: { service: reference, nodes: 3 }\nworkload:\n  workers: 1\n  lease: 1s\n  think: 100ms\nnemesis:\n  \
+                    faults:\n    - fault: clock\n      target: lock2\n      strobe: -300ms\n      \
+                    period: 20ms\n      for: 1s\n      every: 2s\n  timeline:\n    - at: 1s\n      \
+                    partition: w1\n      from: [lock2, lock3]\n      for: 4s\n";
+        let config = Config::parse(text, Path::new("t.yaml")).unwrap();
+        let mut results = Results::new("t", "r", 1, std::time::SystemTime::now(), "local");
+        for (at_ms, f, target, spec, nodes) in [
+            (1000, "partition", "w1", 1, vec!["w1", "lock2", "lock3"]),
+            (3000, "clock", "lock2", 0, vec!["lock2"]),
+        ] {
+            results.nemesis.schedule.push(ScheduledFault {
+                at_ms,
+                f: f.into(),
+                target: target.into(),
+                duration_ms: 1000,
+                spec: Some(spec),
+            });
+            results.nemesis.faults.push(FaultRecord {
+                f: f.into(),
+                target: target.into(),
+                nodes: nodes.into_iter().map(String::from).collect(),
+                start_ns: at_ms * 1_000_000,
+                effective_ns: Some(at_ms * 1_000_000),
+                end_ns: None,
+                note: None,
+                spec: Some(spec),
+            });
+        }
+        let timeline = timeline_of(&config, &results).unwrap();
+        let described: Vec<String> = timeline.iter().map(describe).collect();
+        assert_eq!(
+            described,
+            [
+                "partition w1 at 1s for 1s, from lock2,lock3",
+                "clock lock2 at 3s for 1s, strobe -300ms every 20ms (realtime)",
+            ]
+        );
+    }
 }

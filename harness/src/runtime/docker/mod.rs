@@ -42,6 +42,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Subnet;
 use crate::machine::Cleaned;
 use crate::registry;
+use crate::runtime::clock;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
 use crate::runtime::spec::{
@@ -552,6 +553,22 @@ async fn start_container(
         .iter()
         .map(|d| format!("{}:{DATA_MOUNT}", d.display()))
         .collect();
+    if let Some(control) = &spec.clock {
+        // The image carries the library; the control file is the host's.
+        env.extend(
+            clock::container_env(&spec.name)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        let dir = control
+            .parent()
+            .context("a control file lies in a folder")?;
+        binds.push(format!(
+            "{}:{}:ro",
+            dir.display(),
+            clock::CONTAINER_CONTROL_DIR
+        ));
+    }
     if let Some(cwd) = &spec.host_view {
         binds.extend(host_view_binds(cwd));
         // The adapter a worker starts is looked up where it was planned.

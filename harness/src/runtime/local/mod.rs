@@ -23,6 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::task::TaskTracker;
 
+use crate::runtime::clock;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::local::netns::NetnsNet;
 use crate::runtime::mechanism::{apply_drops, signal_nodes};
@@ -138,6 +139,9 @@ impl LocalRuntime {
                     .with_context(|| format!("open {}", log.display()))?,
             )
         };
+        if let Some(control) = &spec.clock {
+            cmd.envs(clock::local_env(&clock::shim_path()?, control));
+        }
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
