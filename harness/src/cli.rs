@@ -69,9 +69,25 @@ pub enum Command {
     Node(cmd::node::NodeArgs),
 }
 
-/// Parses the command line and runs the command.
+/// Parses the command line and runs the command. A command-line error (an
+/// unknown flag, a bad value, a missing argument) exits
+/// [`EXIT_RUN_FAILED`](crate::EXIT_RUN_FAILED), not clap's usage code 2,
+/// which is leasehold's code for *unknown*: a typo in a nightly job must not
+/// read as a verdict. `--help` and `--version` exit 0.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout; errors, with clap's usage line, to
+            // stderr.
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                ExitCode::from(crate::EXIT_RUN_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    };
     init_tracing(cli.verbose, matches!(cli.command, Command::Node(_)));
     match cli.command {
         Command::Run(args) => cmd::run::run(args),

@@ -23,7 +23,8 @@ pub mod shutdown;
 pub use config::{Config, ConfigError};
 pub use run::{RunOptions, RunOutcome, execute};
 
-/// Exit code when the run itself failed (bad config, setup error).
+/// Exit code when the run itself failed (bad config, setup error), and of
+/// every command-line error.
 pub const EXIT_RUN_FAILED: u8 = 3;
 /// Exit code of a run interrupted by Ctrl-C (128 + SIGINT); SIGTERM, SIGHUP
 /// and SIGQUIT give 128 + their number the same way.

@@ -11,6 +11,7 @@ mod docker;
 mod etcd;
 mod examples;
 mod exec;
+mod exit_codes;
 mod findings;
 mod images;
 mod interrupt;
