@@ -9,7 +9,14 @@ use crate::*;
 /// For each subcommand: a bad value of one of its options and, where it has
 /// a required argument, the command line without it. An unknown flag is
 /// tried on every subcommand.
-const CASES: &[(&str, &[&str], Option<&[&str]>)] = &[
+/// (subcommand, a bad value, the command line without its required argument).
+type Case = (
+    &'static str,
+    &'static [&'static str],
+    Option<&'static [&'static str]>,
+);
+
+const CASES: &[Case] = &[
     ("run", &["run", "--duration", "soon"], None),
     (
         "check",
