@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use leasehold_nemesis::packet;
 use leasehold_nemesis::{FaultKind, FaultSpec, ScheduledFault, Span, Target, TimelineEntry};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -1302,6 +1303,86 @@ impl Config {
                     format!("must be at most {} (the longest run)", show(MAX_DURATION)),
                 ));
             }
+            self.check_packet_fields(
+                &format!("nemesis.faults[{i}]"),
+                "fault",
+                f.fault,
+                &f.packet_fields(),
+                f.shape(),
+                f.topology.is_some(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Fields only packet faults take (`delay`, `jitter`, `loss`,
+    /// `duplicate`, `reorder`) are refused on other faults, and a
+    /// partition's `topology` on packet faults; a packet fault must change
+    /// something, hold packets for at most [`packet::MAX_HOLD`], and reorder
+    /// only what it delays. `at` is the generator's or entry's path, `key`
+    /// the field that names its fault.
+    fn check_packet_fields(
+        &self,
+        at: &str,
+        key: &str,
+        fault: FaultKind,
+        given: &[&str],
+        shape: packet::Shape,
+        has_topology: bool,
+    ) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{at}.{name}");
+        if fault != FaultKind::Packet {
+            if let Some(name) = given.first() {
+                return Err(self.invalid(
+                    field(name),
+                    format!(
+                        "only packet faults take `{name}`; a {} fault does not",
+                        fault.as_str()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if has_topology {
+            return Err(self.invalid(
+                field("topology"),
+                "a packet fault shapes the link between `target` and `from` (both ways); \
+                 it takes no topology",
+            ));
+        }
+        let key_field = if key == "fault" {
+            field("fault")
+        } else {
+            field("packet")
+        };
+        if shape.is_noop() {
+            return Err(self.invalid(
+                key_field,
+                "a packet fault needs a `delay`, `loss` or `duplicate` (and may take \
+                 `jitter` and `reorder`)",
+            ));
+        }
+        let hold = shape.delay.saturating_add(shape.jitter);
+        if hold > packet::MAX_HOLD {
+            let name = if shape.jitter > shape.delay {
+                "jitter"
+            } else {
+                "delay"
+            };
+            return Err(self.invalid(
+                field(name),
+                format!(
+                    "holds packets up to {} (delay + jitter); at most {}",
+                    show(hold),
+                    show(packet::MAX_HOLD)
+                ),
+            ));
+        }
+        if !shape.reorder.is_zero() && !shape.holds() {
+            return Err(self.invalid(
+                field("reorder"),
+                "reorder lets a share of packets overtake the delayed ones: it needs a `delay`",
+            ));
         }
         Ok(())
     }
@@ -1345,6 +1426,14 @@ impl Config {
                     format!("must be at least {}", show(MIN_FAULT)),
                 ));
             }
+            self.check_packet_fields(
+                &format!("nemesis.timeline[{i}]"),
+                e.fault.as_str(),
+                e.fault,
+                &e.packet_fields(),
+                e.shape(),
+                e.topology.is_some(),
+            )?;
             let ends = e.at.saturating_add(e.duration);
             if ends > self.duration {
                 return Err(self.invalid(
@@ -1498,6 +1587,19 @@ impl Config {
                 .timeline
                 .iter()
                 .any(|e| e.fault == FaultKind::Partition)
+    }
+
+    /// Whether any fault of the config is a packet fault.
+    pub fn has_packets(&self) -> bool {
+        self.nemesis
+            .faults
+            .iter()
+            .any(|f| f.fault == FaultKind::Packet)
+            || self
+                .nemesis
+                .timeline
+                .iter()
+                .any(|e| e.fault == FaultKind::Packet)
     }
 
     /// The config as run, seed included, for the run folder.

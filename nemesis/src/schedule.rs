@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{FaultKind, FaultSpec, Target, TimelineEntry};
+use crate::packet::Shape;
 use crate::topology::Topology;
 
 /// Quiet time left at the end of a run after the last fault heals, so that what
@@ -34,6 +35,9 @@ pub struct ScheduledFault {
     /// Which generator of the config made it (timeline entries come after the
     /// generators).
     pub spec: usize,
+    /// Packet faults: what happens to the link's packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<Shape>,
 }
 
 impl ScheduledFault {
@@ -96,6 +100,7 @@ pub fn schedule(
             from: e.from.clone(),
             duration: e.duration,
             spec: specs.len() + i,
+            packet: (e.fault == FaultKind::Packet).then(|| e.shape()),
         })
         .collect();
     let Some(last_end) = run.checked_sub(SETTLE) else {
@@ -121,6 +126,7 @@ pub fn schedule(
                 from: spec.from.clone(),
                 duration,
                 spec: i,
+                packet: (spec.fault == FaultKind::Packet).then(|| spec.shape()),
             });
             let Some(every) = spec.every else { break };
             // Start to start, but never before this fault has healed.
@@ -148,6 +154,11 @@ mod tests {
             duration: dur.parse().unwrap(),
             every: Some(every.parse::<Span>().unwrap()),
             start_after: Duration::from_secs(1),
+            delay: None,
+            jitter: None,
+            loss: None,
+            duplicate: None,
+            reorder: None,
         }
     }
 
