@@ -2213,6 +2213,92 @@ mod tests {
         assert!(s.contains("nemesis.faults[0].target"), "{s}");
     }
 
+    #[test]
+    fn packet_faults_take_their_shape_and_round_trip() {
+        let text = GOOD.replace(
+            "    - fault: pause\n      target: holder\n",
+            "    - fault: packet\n      target: holder\n      from: storage\n      delay: 300ms\n      jitter: 50ms\n      loss: 20%\n      duplicate: 5\n      reorder: 10%\n",
+        );
+        let c = parse(&text).unwrap();
+        let f = &c.nemesis.faults[0];
+        assert_eq!(f.fault, FaultKind::Packet);
+        let shape = f.shape();
+        assert_eq!(shape.delay, Duration::from_millis(300));
+        assert_eq!(shape.jitter, Duration::from_millis(50));
+        assert_eq!(
+            (shape.loss.get(), shape.duplicate.get(), shape.reorder.get()),
+            (20, 5, 10)
+        );
+        assert!(c.has_packets() && !c.has_partitions());
+        assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+        // The schedule carries the shape.
+        let s = leasehold_nemesis::schedule(&c.nemesis.faults, &[], c.duration, 1);
+        assert!(s.iter().all(|f| f.packet == Some(shape)), "{s:?}");
+
+        // A timeline entry, by its key.
+        let timeline = "test: t\nduration: 5s\nworkload:\n  workers: 3\n  lease: 1s\n  think: 200ms\nnemesis:\n  timeline:\n    - { at: 1s, packet: holder, from: storage, delay: 1s, for: 2s }\n";
+        let c = parse(timeline).unwrap();
+        assert_eq!(c.nemesis.timeline[0].fault, FaultKind::Packet);
+        assert_eq!(c.nemesis.timeline[0].shape().delay, Duration::from_secs(1));
+        assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+    }
+
+    #[test]
+    fn packet_fields_are_refused_where_they_mean_nothing_with_line_and_field() {
+        // On a pause.
+        assert_eq!(
+            error_of(&GOOD.replace("      for: 2s\n", "      for: 2s\n      delay: 300ms\n")),
+            "t.yaml:12:14: nemesis.faults[0].delay: only packet faults take `delay`; a pause fault does not"
+        );
+        assert_eq!(
+            error_of(&GOOD.replace("      for: 2s\n", "      for: 2s\n      loss: 20%\n")),
+            "t.yaml:12:13: nemesis.faults[0].loss: only packet faults take `loss`; a pause fault does not"
+        );
+        let packet = |extra: &str| {
+            GOOD.replace(
+                "    - fault: pause\n      target: holder\n",
+                &format!("    - fault: packet\n      target: holder\n{extra}"),
+            )
+        };
+        // A topology on a packet fault.
+        let e = error_of(&packet("      delay: 1s\n      topology: halves\n"));
+        assert!(
+            e.starts_with("t.yaml:12:17: nemesis.faults[0].topology: a packet fault shapes"),
+            "{e}"
+        );
+        // A packet fault that does nothing.
+        let e = error_of(&packet("      jitter: 0s\n"));
+        assert!(
+            e.starts_with("t.yaml:9:14: nemesis.faults[0].fault: a packet fault needs"),
+            "{e}"
+        );
+        // Too long, or reordering nothing, or above 100 %.
+        let e = error_of(&packet("      delay: 2m\n"));
+        assert!(e.starts_with("t.yaml:11:14: nemesis.faults[0].delay: holds packets up to 2m"), "{e}");
+        let e = error_of(&packet("      loss: 5%\n      reorder: 5%\n"));
+        assert!(e.starts_with("t.yaml:12:16: nemesis.faults[0].reorder: reorder lets"), "{e}");
+        let e = error_of(&packet("      loss: 120%\n"));
+        assert!(e.starts_with("t.yaml:11:"), "{e}");
+        assert!(e.contains("nemesis.faults[0].loss"), "{e}");
+        assert!(e.contains("at most 100%"), "{e}");
+        // The timeline, by the entry's key.
+        let timeline = |entry: &str| {
+            format!(
+                "test: t\nduration: 5s\nworkload:\n  workers: 3\n  lease: 1s\n  think: 200ms\nnemesis:\n  timeline:\n    - {entry}\n"
+            )
+        };
+        let e = error_of(&timeline("{ at: 1s, pause: w1, for: 1s, duplicate: 5% }"));
+        assert_eq!(
+            e,
+            "t.yaml:9:48: nemesis.timeline[0].duplicate: only packet faults take `duplicate`; a pause fault does not"
+        );
+        let e = error_of(&timeline("{ at: 1s, packet: w1, for: 1s }"));
+        assert!(
+            e.starts_with("t.yaml:9:25: nemesis.timeline[0].packet: a packet fault needs"),
+            "{e}"
+        );
+    }
+
     /// The error of a config that must not parse.
     fn error_of(text: &str) -> String {
         match parse(text) {

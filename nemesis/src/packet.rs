@@ -124,19 +124,34 @@ impl Serialize for Percent {
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        // A visitor, not an untagged enum: the error then keeps the value's
+        // place in the file.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Percent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a share of packets such as `20%`")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Percent, E> {
+                u8::try_from(n)
+                    .ok()
+                    .and_then(Percent::new)
+                    .ok_or_else(|| E::custom(format!("{n}: a share of packets is at most 100%")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Percent, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("{n}: a share of packets is at least 0%")))
+                    .and_then(|n| self.visit_u64(n))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Percent, E> {
+                s.parse().map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => u8::try_from(n)
-                .ok()
-                .and_then(Percent::new)
-                .ok_or_else(|| serde::de::Error::custom(format!("{n}: at most 100%"))),
-            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(V)
     }
 }
 
