@@ -2274,9 +2274,15 @@ mod tests {
         );
         // Too long, or reordering nothing, or above 100 %.
         let e = error_of(&packet("      delay: 2m\n"));
-        assert!(e.starts_with("t.yaml:11:14: nemesis.faults[0].delay: holds packets up to 2m"), "{e}");
+        assert!(
+            e.starts_with("t.yaml:11:14: nemesis.faults[0].delay: holds packets up to 2m"),
+            "{e}"
+        );
         let e = error_of(&packet("      loss: 5%\n      reorder: 5%\n"));
-        assert!(e.starts_with("t.yaml:12:16: nemesis.faults[0].reorder: reorder lets"), "{e}");
+        assert!(
+            e.starts_with("t.yaml:12:16: nemesis.faults[0].reorder: reorder lets"),
+            "{e}"
+        );
         let e = error_of(&packet("      loss: 120%\n"));
         assert!(e.starts_with("t.yaml:11:"), "{e}");
         assert!(e.contains("nemesis.faults[0].loss"), "{e}");
