@@ -115,6 +115,49 @@ impl Pair {
     }
 }
 
+/// Registers this test process as the controller of run `run_id`, as a run
+/// registers itself, so that the cleanup every run starts with leaves the
+/// holders of these tests alone (it kills those of dead runs). Unregistered
+/// when dropped.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(run_id: &str) -> Registered {
+        let dir = std::env::temp_dir()
+            .join(format!("leasehold-{}", nix::unistd::getuid()))
+            .join("runs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let start: u64 = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let reg = serde_json::json!({
+            "run_id": run_id,
+            "controller_pid": std::process::id(),
+            "controller_start": start,
+            "run_dir": std::env::temp_dir(),
+            "images": [],
+        });
+        let path = dir.join(format!("{run_id}.json"));
+        let tmp = dir.join(format!(".{run_id}.json.tmp"));
+        std::fs::write(&tmp, reg.to_string()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        Registered(path)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 impl Drop for Pair {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
@@ -229,6 +272,7 @@ fn packet_delay_is_measured_on_a_real_tcp_exchange_and_gone_after_heal() {
     }
     let pair = Pair::new(1);
     let run_id = "pk000001";
+    let _registered = Registered::new(run_id);
     let (_, before) = tcp_round_trips(&pair, 5);
     assert!(median_ms(before) < 50.0, "an unshaped link is fast");
 
@@ -258,6 +302,7 @@ fn packet_loss_and_duplicates_take_their_share() {
     }
     let pair = Pair::new(2);
     let run_id = "pk000002";
+    let _registered = Registered::new(run_id);
     let sent = 2000;
     let lossy = Shape {
         loss: Percent::new(20).unwrap(),
@@ -299,6 +344,7 @@ fn packet_jitter_spreads_the_delays_and_reorder_lets_a_share_overtake() {
     }
     let pair = Pair::new(3);
     let run_id = "pk000003";
+    let _registered = Registered::new(run_id);
     let jittery = Shape {
         delay: Duration::from_millis(100),
         jitter: Duration::from_millis(50),
