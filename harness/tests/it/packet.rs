@@ -664,3 +664,28 @@ fn packet_faults_without_iptables_stop_before_anything_starts() {
     assert!(out.stdout.is_empty());
     assert!(!store.exists(), "no run folder");
 }
+
+#[test]
+fn delayed_write_in_docker_containers_shapes_the_containers_namespaces() {
+    if !require_docker() || !require_root() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let (out, dir) = run_example_in(
+        store.path(),
+        "delayed-write.yaml",
+        1,
+        &["--runtime", "docker"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results = read_json(&dir.join("results.json"));
+    assert_eq!(results["runtime"], "docker");
+    assert_unfenced_invalid(out.status.code().unwrap(), &stdout, &results, 1);
+    assert_packets_applied_and_healed(&dir);
+    let run_id = results["run_id"].as_str().unwrap();
+    assert_eq!(
+        crate::docker::docker_leftovers(run_id),
+        (vec![], vec![]),
+        "no container or network left"
+    );
+}
