@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+use leasehold_nemesis::packet;
 use leasehold_nemesis::{FaultKind, FaultSpec, Role, ScheduledFault, Span, Target, TimelineEntry};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -1314,6 +1315,86 @@ impl Config {
                     format!("must be at most {} (the longest run)", show(MAX_DURATION)),
                 ));
             }
+            self.check_packet_fields(
+                &format!("nemesis.faults[{i}]"),
+                "fault",
+                f.fault,
+                &f.packet_fields(),
+                f.shape(),
+                f.topology.is_some(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Fields only packet faults take (`delay`, `jitter`, `loss`,
+    /// `duplicate`, `reorder`) are refused on other faults, and a
+    /// partition's `topology` on packet faults; a packet fault must change
+    /// something, hold packets for at most [`packet::MAX_HOLD`], and reorder
+    /// only what it delays. `at` is the generator's or entry's path, `key`
+    /// the field that names its fault.
+    fn check_packet_fields(
+        &self,
+        at: &str,
+        key: &str,
+        fault: FaultKind,
+        given: &[&str],
+        shape: packet::Shape,
+        has_topology: bool,
+    ) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{at}.{name}");
+        if fault != FaultKind::Packet {
+            if let Some(name) = given.first() {
+                return Err(self.invalid(
+                    field(name),
+                    format!(
+                        "only packet faults take `{name}`; a {} fault does not",
+                        fault.as_str()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if has_topology {
+            return Err(self.invalid(
+                field("topology"),
+                "a packet fault shapes the link between `target` and `from` (both ways); \
+                 it takes no topology",
+            ));
+        }
+        let key_field = if key == "fault" {
+            field("fault")
+        } else {
+            field("packet")
+        };
+        if shape.is_noop() {
+            return Err(self.invalid(
+                key_field,
+                "a packet fault needs a `delay`, `loss` or `duplicate` (and may take \
+                 `jitter` and `reorder`)",
+            ));
+        }
+        let hold = shape.delay.saturating_add(shape.jitter);
+        if hold > packet::MAX_HOLD {
+            let name = if shape.jitter > shape.delay {
+                "jitter"
+            } else {
+                "delay"
+            };
+            return Err(self.invalid(
+                field(name),
+                format!(
+                    "holds packets up to {} (delay + jitter); at most {}",
+                    show(hold),
+                    show(packet::MAX_HOLD)
+                ),
+            ));
+        }
+        if !shape.reorder.is_zero() && !shape.holds() {
+            return Err(self.invalid(
+                field("reorder"),
+                "reorder lets a share of packets overtake the delayed ones: it needs a `delay`",
+            ));
         }
         Ok(())
     }
@@ -1366,6 +1447,14 @@ impl Config {
                     format!("must be at least {}", show(MIN_FAULT)),
                 ));
             }
+            self.check_packet_fields(
+                &format!("nemesis.timeline[{i}]"),
+                e.fault.as_str(),
+                e.fault,
+                &e.packet_fields(),
+                e.shape(),
+                e.topology.is_some(),
+            )?;
             let ends = e.at.saturating_add(e.duration);
             if ends > self.duration {
                 return Err(self.invalid(
@@ -1565,6 +1654,19 @@ impl Config {
                 .timeline
                 .iter()
                 .any(|e| e.fault == FaultKind::Partition)
+    }
+
+    /// Whether any fault of the config is a packet fault.
+    pub fn has_packets(&self) -> bool {
+        self.nemesis
+            .faults
+            .iter()
+            .any(|f| f.fault == FaultKind::Packet)
+            || self
+                .nemesis
+                .timeline
+                .iter()
+                .any(|e| e.fault == FaultKind::Packet)
     }
 
     /// The config as run, seed included, for the run folder.
@@ -2176,6 +2278,98 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("t.yaml:10:15: "), "{s}");
         assert!(s.contains("nemesis.faults[0].target"), "{s}");
+    }
+
+    #[test]
+    fn packet_faults_take_their_shape_and_round_trip() {
+        let text = GOOD.replace(
+            "    - fault: pause\n      target: holder\n",
+            "    - fault: packet\n      target: holder\n      from: storage\n      delay: 300ms\n      jitter: 50ms\n      loss: 20%\n      duplicate: 5\n      reorder: 10%\n",
+        );
+        let c = parse(&text).unwrap();
+        let f = &c.nemesis.faults[0];
+        assert_eq!(f.fault, FaultKind::Packet);
+        let shape = f.shape();
+        assert_eq!(shape.delay, Duration::from_millis(300));
+        assert_eq!(shape.jitter, Duration::from_millis(50));
+        assert_eq!(
+            (shape.loss.get(), shape.duplicate.get(), shape.reorder.get()),
+            (20, 5, 10)
+        );
+        assert!(c.has_packets() && !c.has_partitions());
+        assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+        // The schedule carries the shape.
+        let s = leasehold_nemesis::schedule(&c.nemesis.faults, &[], c.duration, 1);
+        assert!(s.iter().all(|f| f.packet == Some(shape)), "{s:?}");
+
+        // A timeline entry, by its key.
+        let timeline = "test: t\nduration: 5s\nworkload:\n  workers: 3\n  lease: 1s\n  think: 200ms\nnemesis:\n  timeline:\n    - { at: 1s, packet: holder, from: storage, delay: 1s, for: 2s }\n";
+        let c = parse(timeline).unwrap();
+        assert_eq!(c.nemesis.timeline[0].fault, FaultKind::Packet);
+        assert_eq!(c.nemesis.timeline[0].shape().delay, Duration::from_secs(1));
+        assert_eq!(parse(&c.to_yaml()).unwrap(), c);
+    }
+
+    #[test]
+    fn packet_fields_are_refused_where_they_mean_nothing_with_line_and_field() {
+        // On a pause.
+        assert_eq!(
+            error_of(&GOOD.replace("      for: 2s\n", "      for: 2s\n      delay: 300ms\n")),
+            "t.yaml:12:14: nemesis.faults[0].delay: only packet faults take `delay`; a pause fault does not"
+        );
+        assert_eq!(
+            error_of(&GOOD.replace("      for: 2s\n", "      for: 2s\n      loss: 20%\n")),
+            "t.yaml:12:13: nemesis.faults[0].loss: only packet faults take `loss`; a pause fault does not"
+        );
+        let packet = |extra: &str| {
+            GOOD.replace(
+                "    - fault: pause\n      target: holder\n",
+                &format!("    - fault: packet\n      target: holder\n{extra}"),
+            )
+        };
+        // A topology on a packet fault.
+        let e = error_of(&packet("      delay: 1s\n      topology: halves\n"));
+        assert!(
+            e.starts_with("t.yaml:12:17: nemesis.faults[0].topology: a packet fault shapes"),
+            "{e}"
+        );
+        // A packet fault that does nothing.
+        let e = error_of(&packet("      jitter: 0s\n"));
+        assert!(
+            e.starts_with("t.yaml:9:14: nemesis.faults[0].fault: a packet fault needs"),
+            "{e}"
+        );
+        // Too long, or reordering nothing, or above 100 %.
+        let e = error_of(&packet("      delay: 2m\n"));
+        assert!(
+            e.starts_with("t.yaml:11:14: nemesis.faults[0].delay: holds packets up to 2m"),
+            "{e}"
+        );
+        let e = error_of(&packet("      loss: 5%\n      reorder: 5%\n"));
+        assert!(
+            e.starts_with("t.yaml:12:16: nemesis.faults[0].reorder: reorder lets"),
+            "{e}"
+        );
+        let e = error_of(&packet("      loss: 120%\n"));
+        assert!(e.starts_with("t.yaml:11:"), "{e}");
+        assert!(e.contains("nemesis.faults[0].loss"), "{e}");
+        assert!(e.contains("at most 100%"), "{e}");
+        // The timeline, by the entry's key.
+        let timeline = |entry: &str| {
+            format!(
+                "test: t\nduration: 5s\nworkload:\n  workers: 3\n  lease: 1s\n  think: 200ms\nnemesis:\n  timeline:\n    - {entry}\n"
+            )
+        };
+        let e = error_of(&timeline("{ at: 1s, pause: w1, for: 1s, duplicate: 5% }"));
+        assert_eq!(
+            e,
+            "t.yaml:9:48: nemesis.timeline[0].duplicate: only packet faults take `duplicate`; a pause fault does not"
+        );
+        let e = error_of(&timeline("{ at: 1s, packet: w1, for: 1s }"));
+        assert!(
+            e.starts_with("t.yaml:9:25: nemesis.timeline[0].packet: a packet fault needs"),
+            "{e}"
+        );
     }
 
     /// The error of a config that must not parse.

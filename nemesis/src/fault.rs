@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::clock::{ClockChange, ClockFields, ClockOffset, Clocks, Rate};
 use crate::live::LiveState;
 use crate::node::{NodeFacts, Role};
+use crate::packet::{Percent, Shape};
 use crate::span::Span;
 use crate::topology::Topology;
 
@@ -28,6 +29,9 @@ pub enum FaultKind {
     /// Move the node's clocks (a jump, a skew or a strobe, see
     /// [`ClockChange`]); healed by setting them back to the host's time.
     Clock,
+    /// Delay, jitter, lose, duplicate or reorder the packets between nodes
+    /// (see [`crate::packet`]); healed by removing the rules.
+    Packet,
 }
 
 impl FaultKind {
@@ -38,6 +42,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Kill => "kill",
             FaultKind::Clock => "clock",
+            FaultKind::Packet => "packet",
         }
     }
 
@@ -48,6 +53,7 @@ impl FaultKind {
             FaultKind::Partition => "heal",
             FaultKind::Kill => "restart",
             FaultKind::Clock => "reset",
+            FaultKind::Packet => "unpacket",
         }
     }
 }
@@ -230,6 +236,113 @@ pub struct FaultSpec {
     /// When the first fault starts, from the start of the run.
     #[serde(default, with = "humantime_serde")]
     pub start_after: Duration,
+    /// Packet faults: how long each packet is held.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub delay: Option<Duration>,
+    /// Packet faults: each delay is drawn from `delay ± jitter`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub jitter: Option<Duration>,
+    /// Packet faults: the share of packets dropped (`20%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Percent>,
+    /// Packet faults: the share of packets delivered twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<Percent>,
+    /// Packet faults: the share of packets let through at once, ahead of the
+    /// held ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<Percent>,
+}
+
+/// The packet fields given (`delay`, `jitter`, `loss`, `duplicate`,
+/// `reorder`), by name, and the shape they describe (absent ones are zero).
+fn packet_fields(
+    delay: Option<Duration>,
+    jitter: Option<Duration>,
+    loss: Option<Percent>,
+    duplicate: Option<Percent>,
+    reorder: Option<Percent>,
+) -> (Vec<&'static str>, Shape) {
+    let mut given = Vec::new();
+    for (name, set) in [
+        ("delay", delay.is_some()),
+        ("jitter", jitter.is_some()),
+        ("loss", loss.is_some()),
+        ("duplicate", duplicate.is_some()),
+        ("reorder", reorder.is_some()),
+    ] {
+        if set {
+            given.push(name);
+        }
+    }
+    let shape = Shape {
+        delay: delay.unwrap_or_default(),
+        jitter: jitter.unwrap_or_default(),
+        loss: loss.unwrap_or_default(),
+        duplicate: duplicate.unwrap_or_default(),
+        reorder: reorder.unwrap_or_default(),
+    };
+    (given, shape)
+}
+
+impl FaultSpec {
+    /// The names of the packet fields this generator gives.
+    pub fn packet_fields(&self) -> Vec<&'static str> {
+        packet_fields(
+            self.delay,
+            self.jitter,
+            self.loss,
+            self.duplicate,
+            self.reorder,
+        )
+        .0
+    }
+
+    /// The packet shape of this generator (zero for other faults).
+    pub fn shape(&self) -> Shape {
+        packet_fields(
+            self.delay,
+            self.jitter,
+            self.loss,
+            self.duplicate,
+            self.reorder,
+        )
+        .1
+    }
+}
+
+impl TimelineEntry {
+    /// The names of the packet fields this entry gives.
+    pub fn packet_fields(&self) -> Vec<&'static str> {
+        packet_fields(
+            self.delay,
+            self.jitter,
+            self.loss,
+            self.duplicate,
+            self.reorder,
+        )
+        .0
+    }
+
+    /// The packet shape of this entry (zero for other faults).
+    pub fn shape(&self) -> Shape {
+        packet_fields(
+            self.delay,
+            self.jitter,
+            self.loss,
+            self.duplicate,
+            self.reorder,
+        )
+        .1
+    }
 }
 
 fn all() -> Target {
@@ -320,6 +433,30 @@ pub struct TimelineEntry {
     /// How long the fault lasts before it is healed.
     #[serde(rename = "for", with = "humantime_serde")]
     pub duration: Duration,
+    /// Packet faults: how long each packet is held.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub delay: Option<Duration>,
+    /// Packet faults: each delay is drawn from `delay ± jitter`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub jitter: Option<Duration>,
+    /// Packet faults: the share of packets dropped (`20%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Percent>,
+    /// Packet faults: the share of packets delivered twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<Percent>,
+    /// Packet faults: the share of packets let through at once, ahead of the
+    /// held ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<Percent>,
 }
 
 /// A timeline entry as written, with the fault as its key.
@@ -357,6 +494,18 @@ struct RawTimelineEntry {
     clocks: Option<Clocks>,
     #[serde(rename = "for", with = "humantime_serde")]
     duration: Duration,
+    #[serde(default)]
+    packet: Option<Target>,
+    #[serde(default, with = "humantime_serde")]
+    delay: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    jitter: Option<Duration>,
+    #[serde(default)]
+    loss: Option<Percent>,
+    #[serde(default)]
+    duplicate: Option<Percent>,
+    #[serde(default)]
+    reorder: Option<Percent>,
 }
 
 impl TryFrom<RawTimelineEntry> for TimelineEntry {
@@ -376,6 +525,9 @@ impl TryFrom<RawTimelineEntry> for TimelineEntry {
         if let Some(t) = raw.clock {
             named.push((FaultKind::Clock, t));
         }
+        if let Some(t) = raw.packet {
+            named.push((FaultKind::Packet, t));
+        }
         if let (Some(kind), Some(t)) = (raw.fault, raw.target.clone()) {
             named.push((kind, t));
         }
@@ -383,12 +535,14 @@ impl TryFrom<RawTimelineEntry> for TimelineEntry {
             1 => named.remove(0),
             0 => {
                 return Err(
-                    "a timeline entry needs one of `pause`, `partition`, `kill` or `clock`".into(),
+                    "a timeline entry needs one of `pause`, `partition`, `kill`, `clock` or `packet`"
+                        .into(),
                 );
             }
             _ => {
                 return Err(
-                    "a timeline entry takes one fault: `pause`, `partition`, `kill` or `clock`"
+                    "a timeline entry takes one fault: `pause`, `partition`, `kill`, `clock` or \
+                     `packet`"
                         .into(),
                 );
             }
@@ -405,6 +559,11 @@ impl TryFrom<RawTimelineEntry> for TimelineEntry {
             period: raw.period,
             clocks: raw.clocks,
             duration: raw.duration,
+            delay: raw.delay,
+            jitter: raw.jitter,
+            loss: raw.loss,
+            duplicate: raw.duplicate,
+            reorder: raw.reorder,
         })
     }
 }

@@ -16,6 +16,7 @@ mod fault;
 mod live;
 mod nemesis;
 mod node;
+pub mod packet;
 pub mod partition;
 mod pause;
 mod schedule;
@@ -29,6 +30,7 @@ pub use fault::{FaultKind, FaultSpec, Resolution, Target, TimelineEntry};
 pub use live::LiveState;
 pub use nemesis::{FaultEffect, Nemesis};
 pub use node::{NodeFacts, Role};
+pub use packet::{Percent, Shape};
 pub use pause::{ProcState, STATE_LIMIT, deliver, proc_state, signal_node};
 pub use schedule::{ScheduledFault, schedule};
 pub use span::Span;
@@ -101,5 +103,46 @@ pub enum NemesisError {
         status: String,
         /// What it printed on stderr.
         stderr: String,
+    },
+    /// A packet fault's source address is IPv6 (its rules are IPv4 only).
+    #[error("packet faults shape IPv4 links only, and {addr} is IPv6")]
+    PacketV6 {
+        /// The address.
+        addr: std::net::IpAddr,
+    },
+    /// A tool of the packet mechanism could not be started in the namespace.
+    #[error("node {node}: cannot run {program} inside the namespace {netns}: {source}")]
+    PacketExec {
+        /// The node.
+        node: String,
+        /// The namespace's path.
+        netns: String,
+        /// `nft`, `iptables-restore`, the holder.
+        program: String,
+        /// Why it could not start.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool of the packet mechanism ran and failed.
+    #[error("node {node}: {program} in {netns} failed ({status}): {stderr}")]
+    PacketTool {
+        /// The node.
+        node: String,
+        /// The namespace's path.
+        netns: String,
+        /// `nft`, `iptables-restore`, `iptables-save`.
+        program: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// The packet holder did not bind its queue.
+    #[error("node {node}: the packet holder did not start: {why}")]
+    HolderNotReady {
+        /// The node.
+        node: String,
+        /// What happened instead.
+        why: String,
     },
 }

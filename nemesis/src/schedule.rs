@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::ClockChange;
 use crate::fault::{FaultKind, FaultSpec, Target, TimelineEntry};
+use crate::packet::Shape;
 use crate::topology::Topology;
 
 /// Quiet time left at the end of a run after the last fault heals, so that what
@@ -38,6 +39,9 @@ pub struct ScheduledFault {
     /// Which generator of the config made it (timeline entries come after the
     /// generators).
     pub spec: usize,
+    /// Packet faults: what happens to the link's packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<Shape>,
 }
 
 impl ScheduledFault {
@@ -101,6 +105,7 @@ pub fn schedule(
             duration: e.duration,
             clock: e.clock_change(),
             spec: specs.len() + i,
+            packet: (e.fault == FaultKind::Packet).then(|| e.shape()),
         })
         .collect();
     let Some(last_end) = run.checked_sub(SETTLE) else {
@@ -127,6 +132,7 @@ pub fn schedule(
                 duration,
                 clock: spec.clock_change(),
                 spec: i,
+                packet: (spec.fault == FaultKind::Packet).then(|| spec.shape()),
             });
             let Some(every) = spec.every else { break };
             // Start to start, but never before this fault has healed.
@@ -159,6 +165,11 @@ mod tests {
             duration: dur.parse().unwrap(),
             every: Some(every.parse::<Span>().unwrap()),
             start_after: Duration::from_secs(1),
+            delay: None,
+            jitter: None,
+            loss: None,
+            duplicate: None,
+            reorder: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `leasehold bench`: the harness's own speed, printed as figures.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use leasehold_nemesis::packet::{PacketRule, Percent, Shape as PacketShape};
 use leasehold_nemesis::{NodeFacts, Role, Topology, grudge, partition};
 use leasehold_nodes::RunClock;
 use leasehold_results::RunDir;
@@ -67,6 +69,10 @@ struct ClusterArgs {
     /// How many partitions (random halves) and heals to time; needs root.
     #[arg(long, default_value_t = 20)]
     partitions: usize,
+    /// How many packet faults (a worker's link to storage, both ways: delay
+    /// 10ms, loss 1%, duplicate 1%) and their heals to time; needs root.
+    #[arg(long, default_value_t = 0)]
+    packets: usize,
     /// How many kills (and restarts) of a worker to time.
     #[arg(long, default_value_t = 10)]
     kills: usize,
@@ -243,6 +249,10 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     show("resume", &m.resume, "");
     show("partition", &m.partition, "target <= 50 ms");
     show("heal", &m.heal, "target <= 50 ms");
+    if args.packets > 0 {
+        show("packet", &m.packet, "holder started, rules in");
+        show("unpacket", &m.unpacket, "rules out, holder stopped");
+    }
     show("kill", &m.kill, "target <= 20 ms");
     show("restart", &m.restart, "until the node runs again");
     if let Some(report) = adapter {
@@ -280,6 +290,8 @@ struct Measured {
     resume: Vec<Duration>,
     partition: Vec<Duration>,
     heal: Vec<Duration>,
+    packet: Vec<Duration>,
+    unpacket: Vec<Duration>,
     kill: Vec<Duration>,
     restart: Vec<Duration>,
 }
@@ -319,6 +331,46 @@ async fn measure(runtime: &mut dyn Runtime, args: &ClusterArgs) -> anyhow::Resul
             let t = Instant::now();
             runtime.set_drops(&clear).await?;
             m.heal.push(t.elapsed());
+        }
+    }
+    if args.packets > 0 {
+        anyhow::ensure!(
+            nix::unistd::geteuid().is_root(),
+            "--packets needs root (rules and a queue inside the nodes' namespaces)"
+        );
+        crate::runtime::check_needs(&crate::run::packet_tools(), false)?;
+        let store = facts
+            .iter()
+            .find(|f| f.role == Role::Storage)
+            .context("a storage node")?;
+        let shape = PacketShape {
+            delay: Duration::from_millis(10),
+            loss: Percent::new(1).expect("1%"),
+            duplicate: Percent::new(1).expect("1%"),
+            ..PacketShape::default()
+        };
+        for i in 0..args.packets {
+            let w = &workers[i % workers.len()];
+            let rule = |own: &NodeFacts, other: &NodeFacts| -> anyhow::Result<PacketRule> {
+                Ok(PacketRule {
+                    shape,
+                    from: [partition::node_ip(other)?].into(),
+                    own: partition::node_ip(own)?,
+                    seed: i as u64,
+                })
+            };
+            let rules: BTreeMap<String, Option<PacketRule>> = [
+                (w.name.clone(), Some(rule(w, store)?)),
+                (store.name.clone(), Some(rule(store, w)?)),
+            ]
+            .into();
+            let t = Instant::now();
+            runtime.set_packets(&rules).await?;
+            m.packet.push(t.elapsed());
+            let clear = rules.keys().map(|n| (n.clone(), None)).collect();
+            let t = Instant::now();
+            runtime.set_packets(&clear).await?;
+            m.unpacket.push(t.elapsed());
         }
     }
     for i in 0..args.kills {

@@ -1,5 +1,6 @@
 //! `leasehold node …`: the programs that run inside nodes.
 
+mod packet_queue;
 mod postgres;
 mod zookeeper;
 
@@ -34,6 +35,8 @@ enum NodeKind {
     Postgres(postgres::PostgresArgs),
     /// A ZooKeeper member of the run's own ([`zookeeper`]).
     Zookeeper(zookeeper::ZookeeperArgs),
+    /// The holder of a packet fault's delayed packets ([`packet_queue`]).
+    PacketQueue(packet_queue::PacketQueueArgs),
     /// A workload client.
     // Boxed: the largest by far, and every other command pays for its size.
     Worker(Box<WorkerArgs>),
@@ -208,6 +211,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let kind = match args.kind {
         NodeKind::Postgres(a) => return postgres::run(a),
         NodeKind::Zookeeper(a) => return zookeeper::run(a),
+        NodeKind::PacketQueue(a) => return packet_queue::run(a),
         kind => kind,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -238,7 +242,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 };
                 leasehold_nodes::run_storage(cfg, shutdown).await?;
             }
-            NodeKind::Postgres(_) | NodeKind::Zookeeper(_) => {
+            NodeKind::Postgres(_) | NodeKind::Zookeeper(_) | NodeKind::PacketQueue(_) => {
                 unreachable!("run before the runtime starts")
             }
             NodeKind::Worker(a) => {

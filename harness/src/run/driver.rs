@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use leasehold_checker::{Event, EventType, Process};
+use leasehold_nemesis::packet::PacketRule;
 use leasehold_nemesis::partition::{self, Drops};
 use leasehold_nemesis::{
-    FaultKind, Grudge, LiveState, NodeFacts, Resolution, Role, ScheduledFault, Target, Topology,
-    grudge,
+    FaultKind, Grudge, LiveState, NodeFacts, Resolution, Role, ScheduledFault, Shape, Target,
+    Topology, grudge,
 };
 use leasehold_nodes::RunClock;
 use leasehold_results::FaultRecord;
@@ -104,6 +105,19 @@ struct InForce {
     incarnations: BTreeMap<String, u64>,
     /// Nodes whose clocks a fault moves now.
     clocked: BTreeSet<String>,
+    /// A packet fault is scheduled to be in force (a new one is skipped).
+    shaping: bool,
+    /// Packet rules that may be in force now (kept after a failed heal, for
+    /// the final heal).
+    shaped: Option<Shaped>,
+}
+
+/// The packet fault in force: each receiving node's rule (what the runtime
+/// applies) and whose packets it shapes, by name (what the history says).
+struct Shaped {
+    shape: Shape,
+    rules: BTreeMap<String, PacketRule>,
+    links: BTreeMap<String, Vec<String>>,
 }
 
 impl Driver {
@@ -295,6 +309,24 @@ impl Driver {
             let f = if partitioned { "heal" } else { "resume" };
             self.record_effect(f, &done, "all", start.elapsed(), json!({}));
         }
+        if let Some(shaped) = state.shaped.take() {
+            let start = Instant::now();
+            let clear: BTreeMap<String, Option<PacketRule>> =
+                shaped.rules.keys().map(|n| (n.clone(), None)).collect();
+            match nodes.set_packets(&clear).await {
+                Ok(()) => {
+                    let healed: Vec<String> = shaped.rules.into_keys().collect();
+                    self.record_effect(
+                        "unpacket",
+                        &healed,
+                        "all",
+                        start.elapsed(),
+                        json!({"shape": shaped.shape}),
+                    );
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "packet heal failed"),
+            }
+        }
         // Clocks a failed reset left moved.
         let start = Instant::now();
         let reset = self.clocks.lock().await.reset_all().await;
@@ -483,6 +515,74 @@ impl Driver {
                     }
                 }
             }
+            FaultKind::Packet => {
+                if state.shaping {
+                    return Injected::Skipped("a packet fault is already in force".into());
+                }
+                if targets.is_empty() {
+                    return Injected::NotYet;
+                }
+                let shape = fault.packet.unwrap_or_default();
+                let links = packet_links(&self.facts, &targets, from.as_deref());
+                if links.is_empty() {
+                    return Injected::Skipped(format!(
+                        "no link between {} and {}",
+                        fault.target,
+                        fault
+                            .from
+                            .as_ref()
+                            .map_or("the other nodes".to_owned(), Target::to_string)
+                    ));
+                }
+                let rules =
+                    match packet_rules(&self.facts, &links, shape, packet_seed(self.seed, fault)) {
+                        Ok(r) => r,
+                        Err(e) => return Injected::Skipped(format!("{e}")),
+                    };
+                let shaped_nodes: Vec<String> = links.keys().cloned().collect();
+                record.nodes = shaped_nodes.clone();
+                state.shaping = true;
+                // Remember before applying: a failure half-way must still
+                // be healed.
+                state.shaped = Some(Shaped {
+                    shape,
+                    rules: rules.clone(),
+                    links: links.clone(),
+                });
+                let mut extra = json!({"shape": shape, "links": links});
+                if let (Some(e), serde_json::Value::Object(l)) =
+                    (extra.as_object_mut(), leader_value)
+                {
+                    e.extend(l);
+                }
+                let start = Instant::now();
+                let asked: BTreeMap<String, Option<PacketRule>> =
+                    rules.into_iter().map(|(n, r)| (n, Some(r))).collect();
+                match nodes.set_packets(&asked).await.map(|()| start.elapsed()) {
+                    Ok(latency) => {
+                        let at = self.record_effect(
+                            "packet",
+                            &shaped_nodes,
+                            &fault.target.to_string(),
+                            latency,
+                            extra,
+                        );
+                        tracing::info!(
+                            %shape,
+                            links = ?links,
+                            latency_us = latency.as_micros() as u64,
+                            "packets shaped"
+                        );
+                        record.effective_ns = Some(at);
+                        Injected::Done(record, Some((heal_at(at), FaultKind::Packet, shaped_nodes)))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "packet fault failed");
+                        record.note = Some(format!("failed: {e:#}"));
+                        Injected::Done(record, Some((start_ns, FaultKind::Packet, shaped_nodes)))
+                    }
+                }
+            }
         }
     }
 
@@ -495,6 +595,7 @@ impl Driver {
         interrupt: &CancellationToken,
     ) {
         let target = record.target.clone();
+        let shape = state.shaped.as_ref().map(|s| s.shape);
         let start = Instant::now();
         // A clock reset says how far ahead each node was just before.
         let mut reset_leads: Option<BTreeMap<String, Lead>> = None;
@@ -535,6 +636,21 @@ impl Driver {
                     None => Ok(active.nodes.clone()),
                 }
             }
+            FaultKind::Packet => {
+                state.shaping = false;
+                match &state.shaped {
+                    Some(shaped) => {
+                        let clear: BTreeMap<String, Option<PacketRule>> =
+                            shaped.rules.keys().map(|n| (n.clone(), None)).collect();
+                        let result = nodes.set_packets(&clear).await;
+                        if result.is_ok() {
+                            state.shaped = None;
+                        }
+                        result.map(|()| active.nodes.clone())
+                    }
+                    None => Ok(active.nodes.clone()),
+                }
+            }
             FaultKind::Kill if interrupt.is_cancelled() => Err(anyhow::anyhow!(
                 "not started again: the run was interrupted (teardown stops every node)"
             )),
@@ -559,9 +675,12 @@ impl Driver {
         }
         match outcome {
             Ok(healed) => {
-                let extra = match &reset_leads {
-                    Some(leads) => json!({ "lead_before_ms": leads_value(leads) }),
-                    None => json!({}),
+                let extra = match (active.kind, &shape, &reset_leads) {
+                    (FaultKind::Packet, Some(shape), _) => json!({ "shape": shape }),
+                    (FaultKind::Clock, _, Some(leads)) => {
+                        json!({ "lead_before_ms": leads_value(leads) })
+                    }
+                    _ => json!({}),
                 };
                 let at =
                     self.record_effect(active.kind.heal_name(), &healed, &target, latency, extra);
@@ -656,6 +775,25 @@ impl Driver {
             );
             tracing::info!(node, "partition reapplied after the restart");
         }
+        if let Some(shaped) = &state.shaped
+            && let Some(rule) = shaped.rules.get(node)
+        {
+            let start = Instant::now();
+            let mine = BTreeMap::from([(node.to_owned(), Some(rule.clone()))]);
+            nodes
+                .set_packets(&mine)
+                .await
+                .context("put its packet rules back")?;
+            let names = shaped.links.get(node).cloned().unwrap_or_default();
+            self.record_effect(
+                "reapply",
+                &[node.to_owned()],
+                node,
+                start.elapsed(),
+                json!({"reapplied": "packet", "shape": shaped.shape, "links": {node: names}}),
+            );
+            tracing::info!(node, "packet rules reapplied after the restart");
+        }
         if !is_worker {
             tokio::select! {
                 ready = wait_ready(nodes, node, self.ready_limit) => ready?,
@@ -706,6 +844,81 @@ fn leads_value(leads: &BTreeMap<String, Lead>) -> serde_json::Value {
         })
         .collect::<serde_json::Map<_, _>>()
         .into()
+}
+
+/// The links a packet fault shapes, by receiving node: each target receives
+/// from each node of `from` (default: every node that is not a target), and
+/// each of those from each target, so the link is shaped both ways as a
+/// partition cuts it both ways. A node never shapes its own packets.
+fn packet_links(
+    facts: &[NodeFacts],
+    targets: &[String],
+    from: Option<&[String]>,
+) -> BTreeMap<String, Vec<String>> {
+    let others: Vec<String>;
+    let from = match from {
+        Some(f) => f,
+        None => {
+            others = facts
+                .iter()
+                .map(|f| f.name.clone())
+                .filter(|n| !targets.contains(n))
+                .collect();
+            &others
+        }
+    };
+    let mut links: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in targets {
+        for f in from.iter().filter(|f| *f != t) {
+            links.entry(t.clone()).or_default().insert(f.clone());
+            links.entry(f.clone()).or_default().insert(t.clone());
+        }
+    }
+    links
+        .into_iter()
+        .map(|(n, s)| (n, s.into_iter().collect()))
+        .collect()
+}
+
+/// Each receiving node's packet rule: the addresses of the nodes it shapes,
+/// its own address (where duplicates go) and a seed of its own for the
+/// holder's delays.
+fn packet_rules(
+    facts: &[NodeFacts],
+    links: &BTreeMap<String, Vec<String>>,
+    shape: Shape,
+    seed: u64,
+) -> Result<BTreeMap<String, PacketRule>, leasehold_nemesis::NemesisError> {
+    let fact = |name: &str| {
+        facts
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| leasehold_nemesis::NemesisError::UnknownNode(name.to_owned()))
+    };
+    let mut out = BTreeMap::new();
+    for (i, (node, senders)) in links.iter().enumerate() {
+        let own = partition::node_ip(fact(node)?)?;
+        let from = senders
+            .iter()
+            .map(|s| partition::node_ip(fact(s)?))
+            .collect::<Result<_, _>>()?;
+        out.insert(
+            node.clone(),
+            PacketRule {
+                shape,
+                from,
+                own,
+                seed: seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The seed of a packet fault's delays: the run's seed, the fault's place in
+/// the schedule and its time, so a replay with the same seed draws the same.
+fn packet_seed(seed: u64, fault: &ScheduledFault) -> u64 {
+    seed ^ (fault.spec as u64).wrapping_mul(0xA24B_AED4_963E_E407) ^ fault.at.as_nanos() as u64
 }
 
 /// `3` of `lock3`, to order lock nodes as the run numbers them.

@@ -68,6 +68,19 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
 }
 
+/// The programs packet faults run on the host (inside the nodes'
+/// namespaces), with their Debian packages.
+pub fn packet_tools() -> Vec<(PathBuf, &'static str)> {
+    [
+        ("iptables-restore", "iptables"),
+        ("iptables-save", "iptables"),
+        ("nft", "nftables"),
+    ]
+    .into_iter()
+    .map(|(p, pkg)| (PathBuf::from(p), pkg))
+    .collect()
+}
+
 /// Runs one test from start to finish.
 pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let RunOptions {
@@ -83,6 +96,14 @@ pub async fn execute(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         "{config_source}: nemesis: partitions need root (they add netfilter rules inside \
          the nodes' network namespaces); run as root or remove the partition faults"
     );
+    anyhow::ensure!(
+        !config.has_packets() || netns::is_root(),
+        "{config_source}: nemesis: packet faults need root (they add netfilter rules and a \
+         queue inside the nodes' network namespaces); run as root or remove the packet faults"
+    );
+    if config.has_packets() {
+        crate::runtime::check_needs(&packet_tools(), false)?;
+    }
     // A server binary that is missing stops the run before anything starts.
     {
         let cwd = std::env::current_dir().context("the working directory")?;

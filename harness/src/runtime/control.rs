@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::future::BoxFuture;
+use leasehold_nemesis::packet::PacketRule;
 use leasehold_nemesis::partition::Drops;
 use leasehold_nemesis::{NodeFacts, Role};
 use leasehold_results::RunDir;
@@ -102,6 +103,24 @@ pub trait NodeControl: Send {
         node: &'a str,
         extra: &'a [String],
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Puts each node's packet rules in force inside its own network
+    /// namespace (`None` heals it), all nodes at once, replacing the node's
+    /// earlier packet rules (see `leasehold_nemesis::packet`). Returns once
+    /// the rules are in force and any holder of delayed packets has bound
+    /// its queue. A runtime that cannot shape packets refuses any rule and
+    /// has nothing to heal.
+    fn set_packets<'a>(
+        &'a mut self,
+        rules: &'a BTreeMap<String, Option<PacketRule>>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if rules.values().any(Option::is_some) {
+                bail!("this runtime cannot shape packets");
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Where a started node serves and how to tell it is ready, for

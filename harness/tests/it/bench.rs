@@ -316,3 +316,28 @@ fn bench_cluster_names_the_known_lock_systems() {
         assert!(stderr.contains(system), "{stderr}");
     }
 }
+
+#[test]
+fn bench_cluster_times_packet_faults_and_their_heals() {
+    if !require_root() {
+        return;
+    }
+    let stdout = bench_cluster(&[
+        "--pauses",
+        "1",
+        "--partitions",
+        "0",
+        "--kills",
+        "0",
+        "--packets",
+        "5",
+    ]);
+    for what in ["  packet ", "  unpacket "] {
+        let line = line_of(&stdout, what);
+        assert!(line.contains("n=5 "), "{stdout}");
+        let median = number_before(line.split_once("median").unwrap().1, "us").unwrap();
+        // A holder started and bound, rules in: more than nothing, less than
+        // the second a fault may take.
+        assert!(median > 100.0 && median < 1e6, "{line}");
+    }
+}

@@ -16,6 +16,7 @@ mod findings;
 mod images;
 mod interrupt;
 mod nemesis;
+mod packet;
 mod pipes;
 mod postgres;
 mod postgres_runs;

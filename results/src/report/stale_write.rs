@@ -113,7 +113,8 @@ fn grant_step(op: &Op, order: u8) -> Step {
 }
 
 /// The fault that held the writer back after `after` (a pause that froze it,
-/// or a partition that cut it off from the lock service), and its end.
+/// a partition that cut it off from the lock service, or a packet fault that
+/// held its write on the way), and its end.
 fn fault_steps(
     steps: &mut Vec<Step>,
     ctx: &Ctx<'_>,
@@ -123,16 +124,17 @@ fn fault_steps(
     accepted_at: u64,
 ) {
     let fault = ctx.events.iter().rfind(|e| {
-        (is_nemesis(e, "pause") || is_nemesis(e, "partition"))
+        (is_nemesis(e, "pause") || is_nemesis(e, "partition") || is_nemesis(e, "packet"))
             && e.time >= after
             && e.time <= accepted_at
             && nemesis_nodes(e).is_some_and(|n| n.iter().any(|n| n == writer))
     });
     if let Some(p) = fault {
         let paused = p.f == "pause";
+        let delayed = p.f == "packet";
         let cut_from: Vec<String> = p
             .value
-            .get("grudge")
+            .get(if delayed { "links" } else { "grudge" })
             .and_then(|g| g.get(writer.as_str()))
             .and_then(|d| d.as_array())
             .map(|d| {
@@ -141,10 +143,22 @@ fn fault_steps(
                     .collect()
             })
             .unwrap_or_default();
+        let shape = p
+            .value
+            .get("shape")
+            .and_then(|s| s.get("delay"))
+            .and_then(|d| d.as_str())
+            .unwrap_or("some time");
         let html = if paused {
             html! {
                 "the nemesis pauses " b { (Text(writer)) }
                 " (SIGSTOP): it cannot act nor notice time passing"
+            }
+        } else if delayed {
+            html! {
+                "the nemesis holds every packet between " b { (Text(writer)) } " and "
+                (Text(&cut_from.join(", "))) " for " (Text(shape))
+                " on the way: what it writes now lands that much later"
             }
         } else if cut_from.is_empty() {
             html! { "the nemesis partitions the network around " b { (Text(writer)) } }
@@ -161,7 +175,13 @@ fn fault_steps(
             html,
             indexes: vec![p.index],
         });
-        let end_f = if paused { "resume" } else { "heal" };
+        let end_f = if paused {
+            "resume"
+        } else if delayed {
+            "unpacket"
+        } else {
+            "heal"
+        };
         let end = ctx.events.iter().find(|e| {
             is_nemesis(e, end_f)
                 && e.time >= p.time
@@ -173,6 +193,8 @@ fn fault_steps(
                     "the nemesis resumes " b { (Text(writer)) }
                     " (SIGCONT): it still believes it holds token " (token)
                 }
+            } else if delayed {
+                html! { "the nemesis stops holding the packets of " b { (Text(writer)) } }
             } else {
                 html! { "the nemesis heals the partition around " b { (Text(writer)) } }
             };

@@ -99,6 +99,7 @@ fn heals(f: &str) -> Option<Vec<String>> {
         "partition" => vec!["heal".into()],
         "kill" => vec!["restart".into()],
         "clock" => vec!["reset".into()],
+        "packet" => vec!["unpacket".into()],
         // Jepsen's nemeses: `start-partition` … `stop-partition`, `start` … `stop`.
         _ => match f.strip_prefix("start") {
             Some(rest) if rest.is_empty() || rest.starts_with('-') => vec![format!("stop{rest}")],
@@ -206,7 +207,7 @@ fn nemesis_marks(events: &[Event]) -> Vec<(u64, String)> {
 
 /// A heal that found nothing open to heal is not worth a mark of its own.
 fn is_heal_name(f: &str) -> bool {
-    matches!(f, "resume" | "heal" | "restart" | "reset") || f.starts_with("stop")
+    matches!(f, "resume" | "heal" | "restart" | "reset" | "unpacket") || f.starts_with("stop")
 }
 
 /// The last moment of the history, in ns: where the view ends and where

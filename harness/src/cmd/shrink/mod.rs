@@ -556,7 +556,8 @@ fn anomalies(r: &Results) -> String {
     }
 }
 
-/// `pause holder at 500ms for 2s`, with a partition's shape.
+/// `pause holder at 500ms for 2s`, with a partition's or a packet fault's
+/// shape, or a clock fault's change.
 fn describe(e: &TimelineEntry) -> String {
     let mut s = format!(
         "{} {} at {} for {}",
@@ -573,6 +574,9 @@ fn describe(e: &TimelineEntry) -> String {
     }
     if let Some(c) = e.clock_change() {
         let _ = write!(s, ", {c}");
+    }
+    if e.fault == leasehold_nemesis::FaultKind::Packet {
+        let _ = write!(s, ", {}", e.shape());
     }
     s
 }
@@ -605,6 +609,7 @@ fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leasehold_nemesis::FaultKind;
     use leasehold_results::{FaultRecord, ScheduledFault};
 
     /// A clock fault and a partition to a list of nodes, scripted from what a
@@ -647,6 +652,64 @@ mod tests {
                 "partition w1 at 1s for 1s, from lock2,lock3",
                 "clock lock2 at 3s for 1s, strobe -300ms every 20ms (realtime)",
             ]
+        );
+    }
+
+    #[test]
+    fn packet_faults_keep_their_shape_in_the_shrunk_timeline() {
+        let text = "test: t\nduration: 10s\nworkload:\n  workers: 3\n  lease: 1s\n  think: 200ms\n\
+                    nemesis:\n  faults:\n    - fault: packet\n      target: holder\n      from: storage\n      \
+                    delay: 300ms\n      jitter: 20ms\n      loss: 5%\n      for: 2s\n      every: 3s\n      \
+                    start_after: 1s\n  timeline:\n    - { at: 8s, packet: w1, from: lock, duplicate: 10%, for: 1s }\n";
+        let config = Config::parse(text, Path::new("t.yaml")).unwrap();
+        let mut results = Results::new("t", "x", 1, std::time::SystemTime::now(), "local");
+        for (at_ms, spec, target) in [(1000, 0, "holder"), (8000, 1, "w1")] {
+            results.nemesis.schedule.push(ScheduledFault {
+                at_ms,
+                f: "packet".into(),
+                target: target.into(),
+                duration_ms: if spec == 0 { 2000 } else { 1000 },
+                spec: Some(spec),
+            });
+            results.nemesis.faults.push(FaultRecord {
+                f: "packet".into(),
+                target: target.into(),
+                nodes: vec!["store1".into(), "w1".into()],
+                start_ns: at_ms * 1_000_000,
+                effective_ns: Some(at_ms * 1_000_000 + 40_000_000),
+                end_ns: Some(at_ms * 1_000_000 + 1_040_000_000),
+                note: None,
+                spec: Some(spec),
+            });
+        }
+        let timeline = timeline_of(&config, &results).unwrap();
+        assert_eq!(timeline.len(), 2);
+        let (a, b) = (&timeline[0], &timeline[1]);
+        assert_eq!((a.fault, b.fault), (FaultKind::Packet, FaultKind::Packet));
+        assert_eq!(a.at, Duration::from_secs(1));
+        assert_eq!(a.duration, Duration::from_secs(2));
+        assert_eq!(
+            a.from.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("storage")
+        );
+        let shape = a.shape();
+        assert_eq!(shape.delay, Duration::from_millis(300));
+        assert_eq!(shape.jitter, Duration::from_millis(20));
+        assert_eq!(shape.loss.get(), 5);
+        assert_eq!(b.shape().duplicate.get(), 10);
+        assert_eq!(
+            b.from.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("lock")
+        );
+        // The shrunk config reads back as it was written, shapes included.
+        let mut shrunk = config.clone();
+        shrunk.nemesis.faults.clear();
+        shrunk.nemesis.timeline = timeline.clone();
+        let again = Config::parse(&shrunk.to_yaml(), Path::new("shrunk.yaml")).unwrap();
+        assert_eq!(again.nemesis.timeline, timeline);
+        assert_eq!(
+            describe(a),
+            "packet holder at 1s for 2s, from storage, delay 300ms ± 20ms, loss 5%"
         );
     }
 }

@@ -31,6 +31,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use leasehold_checker::Event;
+use leasehold_nemesis::packet::{Holder, PacketRule};
 use leasehold_nemesis::partition::Drops;
 use leasehold_nemesis::{NodeFacts, Role};
 use leasehold_results::RunDir;
@@ -44,7 +45,7 @@ use crate::machine::Cleaned;
 use crate::registry;
 use crate::runtime::clock;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
-use crate::runtime::mechanism::{apply_drops, signal_nodes};
+use crate::runtime::mechanism::{PacketTarget, apply_drops, shape_packets, signal_nodes};
 use crate::runtime::spec::{
     CONTAINER_PATH, HOST_VIEW, NodeProgram, NodeSpec, host_view_etc, set_flags,
 };
@@ -100,6 +101,9 @@ pub struct DockerRuntime {
     nodes: BTreeMap<String, DockerNode>,
     events: UnboundedSender<Event>,
     readers: TaskTracker,
+    /// The holder of each node whose packets are delayed now: a host process
+    /// (this binary) inside the container's namespace.
+    holders: BTreeMap<String, Holder>,
 }
 
 impl DockerRuntime {
@@ -141,6 +145,7 @@ impl DockerRuntime {
             nodes: BTreeMap::new(),
             events,
             readers: TaskTracker::new(),
+            holders: BTreeMap::new(),
         })
     }
 
@@ -341,6 +346,38 @@ impl NodeControl for DockerRuntime {
         })
     }
 
+    /// A node that is down is skipped (its namespace went with its
+    /// container): the caller puts its rules back when it restarts it; its
+    /// old holder is stopped when it is healed or shaped again.
+    fn set_packets<'a>(
+        &'a mut self,
+        rules: &'a BTreeMap<String, Option<PacketRule>>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut targets = Vec::new();
+            let mut gone = Vec::new();
+            for (name, rule) in rules {
+                let n = self.nodes.get(name).context("no such node")?;
+                match Self::node_facts(n).netns {
+                    Some(netns) => targets.push(PacketTarget {
+                        node: name.clone(),
+                        netns,
+                        log: Some(n.log.clone()),
+                        rule: rule.clone(),
+                    }),
+                    None => gone.extend(self.holders.remove(name)),
+                }
+            }
+            if !gone.is_empty() {
+                let _ =
+                    tokio::task::spawn_blocking(move || gone.into_iter().for_each(Holder::stop))
+                        .await;
+            }
+            let exe = std::env::current_exe().context("find the leasehold binary")?;
+            shape_packets(&self.run_id, exe, targets, &mut self.holders).await
+        })
+    }
+
     fn kill<'a>(&'a mut self, name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let node = self.nodes.get_mut(name).context("no such node")?;
@@ -485,6 +522,11 @@ impl Runtime for DockerRuntime {
         Box::pin(async move {
             let all: Vec<String> = self.nodes.keys().cloned().collect();
             self.stop(&all, grace).await;
+            let holders = std::mem::take(&mut self.holders);
+            let _ = tokio::task::spawn_blocking(move || {
+                holders.into_values().for_each(Holder::stop);
+            })
+            .await;
             self.readers.close();
             if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
                 .await

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use leasehold_checker::Event;
+use leasehold_nemesis::packet::{Holder, PacketRule};
 use leasehold_nemesis::partition::Drops;
 use leasehold_nemesis::{NemesisError, NodeFacts, Role};
 use leasehold_results::RunDir;
@@ -26,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::runtime::clock;
 use crate::runtime::control::{Endpoint, ImageOf, NodeControl, Runtime};
 use crate::runtime::local::netns::NetnsNet;
-use crate::runtime::mechanism::{apply_drops, signal_nodes};
+use crate::runtime::mechanism::{PacketTarget, apply_drops, shape_packets, signal_nodes};
 use crate::runtime::spec::{NodeProgram, NodeSpec, set_flags};
 
 struct LocalNode {
@@ -46,6 +47,8 @@ pub struct LocalRuntime {
     nodes: BTreeMap<String, LocalNode>,
     events: UnboundedSender<Event>,
     readers: TaskTracker,
+    /// The holder of each node whose packets are delayed now.
+    holders: BTreeMap<String, Holder>,
 }
 
 impl LocalRuntime {
@@ -64,6 +67,7 @@ impl LocalRuntime {
             nodes: BTreeMap::new(),
             events,
             readers: TaskTracker::new(),
+            holders: BTreeMap::new(),
         })
     }
 
@@ -284,6 +288,31 @@ impl NodeControl for LocalRuntime {
         })
     }
 
+    /// The namespaces outlive a kill: a node that is down keeps its rules
+    /// and its holder.
+    fn set_packets<'a>(
+        &'a mut self,
+        rules: &'a BTreeMap<String, Option<PacketRule>>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut targets = Vec::new();
+            for (name, rule) in rules {
+                let node = self.nodes.get(name).context("no such node")?;
+                match self.netns_of(name) {
+                    Some(netns) => targets.push(PacketTarget {
+                        node: name.clone(),
+                        netns,
+                        log: Some(node.log.clone()),
+                        rule: rule.clone(),
+                    }),
+                    None if rule.is_none() => {}
+                    None => return Err(NemesisError::NoNetns { node: name.clone() }.into()),
+                }
+            }
+            shape_packets(&self.run_id, self.exe.clone(), targets, &mut self.holders).await
+        })
+    }
+
     /// Same name, address, namespace (with its rules) and data folder.
     fn restart<'a>(
         &'a mut self,
@@ -383,6 +412,14 @@ impl Runtime for LocalRuntime {
         Box::pin(async move {
             let all: Vec<String> = self.nodes.keys().cloned().collect();
             self.stop(&all, grace).await;
+            // Holders go with their namespaces (their rules go with them).
+            let holders = std::mem::take(&mut self.holders);
+            let _ = tokio::task::spawn_blocking(move || {
+                for (_, h) in holders {
+                    h.stop();
+                }
+            })
+            .await;
             self.readers.close();
             if tokio::time::timeout(Duration::from_secs(2), self.readers.wait())
                 .await
