@@ -64,6 +64,7 @@
 mod convert;
 mod model;
 mod models;
+mod multi_register;
 mod report;
 mod run;
 mod search;
@@ -74,7 +75,11 @@ pub use models::{
     CasOp, CasRegister, CasReply, FencedMutex, Holder, LockOp, LockState, Mutex, MutexOp, Register,
     RegisterOp, Stored, StrictCasRegister,
 };
-pub use report::{ModelKind, UnknownModel, check_leasehold_linearizability, check_linearizability};
+pub use multi_register::{Micro, MultiRegister, Registers, TxnReads};
+pub use report::{
+    IGNORED_SHARE_PERCENT, ModelKind, ModelOptions, NilRead, UnknownModel,
+    check_leasehold_linearizability, check_linearizability, check_linearizability_with,
+};
 pub use run::{check_operations, check_partitions, combine_analyses};
 pub use types::{
     Analysis, Counterexample, LimitHit, Limits, Linearizability, Operation, Partition,
