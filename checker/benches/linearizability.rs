@@ -495,7 +495,7 @@ fn break_txns(ops: &mut [TxnOperation], seed: u64) -> bool {
         let Some(output) = ops[i].output.as_mut() else {
             continue;
         };
-        let before = output[m].clone();
+        let before = output[m];
         let new = Some(Some(rng.below(5) as i64));
         if new == before {
             continue;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use leasehold_checker::{
     CheckReport, Event, EventType, Limits, Linearizability, Micro, Model, ModelKind, ModelOptions,
-    MultiRegister, NilRead, Operation, Process, Validity, check_linearizability,
+    MultiRegister, NilRead, Operation, Process, TxnReads, Validity, check_linearizability,
     check_linearizability_with, check_operations, parse_edn_history,
 };
 use proptest::prelude::*;
@@ -86,6 +86,24 @@ fn hand_written_txn_histories() {
     // Invalid: a stale read of another value.
     let r = multi(&two_clients("7"));
     assert_eq!(r.validity, Validity::Invalid, "{r:#?}");
+
+    // Knossos's own spelling of micro-ops reads the same.
+    for (x_read, want) in [("1", Validity::Valid), ("7", Validity::Invalid)] {
+        let spelled = two_clients(x_read)
+            .replace("[:r ", "[:read ")
+            .replace("[:w ", "[:write ");
+        let r = multi(&spelled);
+        assert_eq!(r.validity, want, "{r:#?}");
+        assert_eq!(r.stats["unreadable_ops"], 0);
+    }
+    // A completion that is not the transaction invoked cannot be read.
+    let other = two_clients("1").replace(
+        "{:type :ok, :f :txn, :value [[:r :y 4]], :process 0}",
+        "{:type :ok, :f :txn, :value [[:r :x 4]], :process 0}",
+    );
+    let r = multi(&other);
+    assert_eq!(r.validity, Validity::Unknown, "{r:#?}");
+    assert_eq!(r.stats["unreadable_ops"], 1);
 }
 
 #[test]
@@ -128,7 +146,7 @@ fn a_torn_cross_key_transaction_only_the_whole_search_rejects() {
     let ops = history.ops();
     for key in 0..2u32 {
         let model = MultiRegister::<i64>::new(vec!["x".into(), "y".into()]);
-        let projected: Vec<Operation<Vec<Micro<i64>>, Vec<Option<Option<i64>>>>> = ops
+        let projected: Vec<Operation<Vec<Micro<i64>>, TxnReads<i64>>> = ops
             .iter()
             .enumerate()
             .map(|(i, op)| {

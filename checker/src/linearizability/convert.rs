@@ -510,8 +510,14 @@ fn registers<O: Clone>(
     s.finish()
 }
 
-/// A micro-operation `[f k v]`: `f` the function (`r` or `w`), `k` the key and
-/// `v` the value.
+/// A transaction, as the multi-register reads it.
+type Txn = Vec<Micro<Value>>;
+
+/// A transaction of a history.
+type TxnOperation = Operation<Txn, TxnReads<Value>>;
+
+/// A micro-operation `[f k v]`: `f` the function (`r`/`read` or
+/// `w`/`write`), `k` the key and `v` the value.
 fn micro_op(v: &Value) -> Option<(&str, &Value, &Value)> {
     match v.as_array()?.as_slice() {
         [f, k, v] => Some((f.as_str()?, k, v)),
@@ -527,7 +533,7 @@ fn txn_of(
     p: &Paired<'_>,
     keys: &mut Clients,
     nil_unknown: bool,
-) -> Option<(Vec<Micro<Value>>, Option<TxnReads<Value>>)> {
+) -> Option<(Txn, Option<TxnReads<Value>>)> {
     let invoked = p.invoke.value.as_array()?;
     let ok = p.ok_value().filter(|v| !v.is_null());
     let micros = match ok {
@@ -548,7 +554,9 @@ fn txn_of(
         }
         let key = keys.of(key_string(k));
         match f {
-            "r" => {
+            // Jepsen's txn tests write :r and :w, Knossos's own model :read
+            // and :write.
+            "r" | "read" => {
                 txn.push(Micro::Read(key));
                 reads.push(match v {
                     Value::Null if nil_unknown => None,
@@ -556,7 +564,7 @@ fn txn_of(
                     v => Some(Some(v.clone())),
                 });
             }
-            "w" if !v.is_null() => {
+            "w" | "write" if !v.is_null() => {
                 txn.push(Micro::Write(key, v.clone()));
                 reads.push(None);
             }
@@ -587,7 +595,7 @@ fn root(parent: &mut [u32], mut k: u32) -> u32 {
 pub(crate) fn jepsen_multi_registers(
     events: &[Event],
     nil_unknown: bool,
-) -> Converted<Vec<Micro<Value>>, TxnReads<Value>> {
+) -> Converted<Txn, TxnReads<Value>> {
     let mut out = Converted::default();
     let mut keys = Clients::default();
     let mut ops = Vec::new();
@@ -630,8 +638,7 @@ pub(crate) fn jepsen_multi_registers(
             }
         }
     }
-    let mut groups: BTreeMap<u32, Vec<Operation<Vec<Micro<Value>>, TxnReads<Value>>>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<u32, Vec<TxnOperation>> = BTreeMap::new();
     for op in ops {
         let group = root(&mut parent, op.input[0].key());
         groups.entry(group).or_default().push(op);

@@ -13,11 +13,11 @@
 //! earlier in the same transaction included), and its writes change the state.
 //! A read whose value is unknown ([`None`] in the output) constrains nothing.
 //!
-//! Knossos's model differs in one corner: there a read compares with the value
-//! the register held *before* the transaction, even after the transaction wrote
-//! it. A transaction that reads a key after writing it in Knossos is
-//! legal only when the read returns the old value; here only when it returns
-//! the new one, as a database that applies a transaction in order answers.
+//! This is Knossos's `multi-register` step: it too applies the micro-operations
+//! in order to the running state, and takes a `nil` read as legal (here that is
+//! [`NilRead::Unknown`](crate::NilRead::Unknown); by default a `nil` read read
+//! an empty register). Knossos's micro-operations are `:read`/`:write`,
+//! Jepsen's transactional tests write `:r`/`:w`: both are read.
 //!
 //! # State
 //!
