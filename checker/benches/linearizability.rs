@@ -1,4 +1,5 @@
-//! The linearizability search on simulated cas-register histories.
+//! The linearizability search on simulated cas-register and multi-register
+//! histories.
 //!
 //! `cargo bench -p leasehold-checker --bench linearizability`
 //!

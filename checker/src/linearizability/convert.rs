@@ -11,7 +11,9 @@
 //!   and `cas` with value `v` (int or null) or `[old new]` for cas, or
 //!   jepsen.independent tuples `[key v]` (split per key); `acquire` and `release`
 //!   with value null (one lock) or `{lock}`; tokens, when a lock hands them out,
-//!   as the `ok` value of `acquire` (a number, or `{token}`).
+//!   as the `ok` value of `acquire` (a number, or `{token}`); `txn` of
+//!   micro-operations `[f k v]` for the multi-register, split into the groups
+//!   of keys no transaction spans.
 //!
 //! Everywhere: `fail` operations are left out (they certainly did not happen),
 //! except a failed `cas` for the strict cas register, which is kept with the
