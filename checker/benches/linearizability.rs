@@ -1,4 +1,5 @@
-//! The linearizability search on simulated cas-register histories.
+//! The linearizability search on simulated cas-register and multi-register
+//! histories.
 //!
 //! `cargo bench -p leasehold-checker --bench linearizability`
 //!
@@ -22,15 +23,19 @@
 //!   valid history, one invalid, and the whole set, for each model
 //!   (`simulated-etcd/<model>/<one|one-invalid|all-102>`);
 //! - `events`: the full path from events (pairing, conversion, split per key,
-//!   parallel search) on a jepsen.independent history of 4 keys × 1,000 ops.
+//!   parallel search) on a jepsen.independent history of 4 keys × 1,000 ops;
+//! - `multi-register`: Jepsen `:txn` histories, 5 and 10 clients × 1,000
+//!   transactions of one to three reads and writes over 3 keys (transactions
+//!   span keys, so the three are one partition), valid and invalid (one read
+//!   changed), through the `Operation` API.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leasehold_checker::{
-    CasOp, CasRegister, Event, EventType, Limits, Linearizability, ModelKind, Operation, Process,
-    Validity, check_linearizability, check_operations,
+    CasOp, CasRegister, Event, EventType, Limits, Linearizability, Micro, ModelKind, MultiRegister,
+    Operation, Process, TxnReads, Validity, check_linearizability, check_operations,
 };
 use serde_json::{Value, json};
 
@@ -408,5 +413,140 @@ fn from_events(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cas_register, simulated_etcd, from_events);
+type TxnOperation = Operation<Vec<Micro<i64>>, TxnReads<i64>>;
+
+const TXN_KEYS: u32 = 3;
+
+/// A simulated Jepsen `:txn` history over 3 keys: the timing, timeouts and
+/// crashes of [`simulate`], each op a transaction of one to three reads and
+/// writes applied atomically at its effect time.
+fn simulate_txns(sim: Sim) -> Vec<TxnOperation> {
+    let ops = simulate(sim);
+    let mut rng = Rng(sim.seed ^ 0x7478_6e73);
+    let txns: Vec<Vec<Micro<i64>>> = ops
+        .iter()
+        .map(|_| {
+            (0..1 + rng.below(3))
+                .map(|_| {
+                    let key = rng.below(TXN_KEYS as u64) as u32;
+                    if rng.chance(0.5) {
+                        Micro::Read(key)
+                    } else {
+                        Micro::Write(key, rng.below(5) as i64)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut reads: Vec<TxnReads<i64>> = txns.iter().map(|t| vec![None; t.len()]).collect();
+    let mut order: Vec<usize> = (0..ops.len())
+        .filter(|&i| ops[i].effect.is_some())
+        .collect();
+    order.sort_by_key(|&i| ops[i].effect);
+    let mut registers = [None; TXN_KEYS as usize];
+    for i in order {
+        for (m, micro) in txns[i].iter().enumerate() {
+            match *micro {
+                Micro::Read(k) => reads[i][m] = Some(registers[k as usize]),
+                Micro::Write(k, v) => registers[k as usize] = Some(v),
+            }
+        }
+    }
+    ops.iter()
+        .zip(txns)
+        .zip(reads)
+        .enumerate()
+        .map(|(i, ((op, input), read))| Operation {
+            id: i as u64,
+            process: Process::Client(op.process),
+            call: op.call,
+            ret: if op.known {
+                op.reply.unwrap()
+            } else {
+                u64::MAX
+            },
+            input,
+            output: op.known.then_some(read),
+        })
+        .collect()
+}
+
+fn txn_model() -> MultiRegister<i64> {
+    MultiRegister::new(vec!["x".into(), "y".into(), "z".into()])
+}
+
+fn check_txns(ops: &[TxnOperation]) -> Linearizability {
+    check_operations(&txn_model(), ops, Limits::none()).result
+}
+
+/// Changes what one read near the middle returned until the history is not
+/// linearizable.
+fn break_txns(ops: &mut [TxnOperation], seed: u64) -> bool {
+    let mut rng = Rng(seed ^ 0xdead_beef);
+    let n = ops.len();
+    for _ in 0..200 {
+        let i = n / 3 + rng.below((n / 3).max(1) as u64) as usize;
+        let Some(m) = ops[i]
+            .input
+            .iter()
+            .position(|m| matches!(m, Micro::Read(_)))
+        else {
+            continue;
+        };
+        let Some(output) = ops[i].output.as_mut() else {
+            continue;
+        };
+        let before = output[m];
+        let new = Some(Some(rng.below(5) as i64));
+        if new == before {
+            continue;
+        }
+        output[m] = new;
+        if matches!(check_txns(ops), Linearizability::NotLinearizable(_)) {
+            return true;
+        }
+        ops[i].output.as_mut().unwrap()[m] = before;
+    }
+    false
+}
+
+fn multi_register(c: &mut Criterion) {
+    let mut group = c.benchmark_group("multi-register");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for clients in [5, 10] {
+        let valid = simulate_txns(sim(clients, 1000, 500 + clients as u64));
+        let mut invalid = valid.clone();
+        assert!(break_txns(&mut invalid, clients as u64));
+        for (name, ops, expect) in [
+            ("valid", &valid, Validity::Valid),
+            ("invalid", &invalid, Validity::Invalid),
+        ] {
+            let id = format!("{clients}-clients-1000-txns-3-keys/{name}");
+            let a = check_operations(&txn_model(), ops, Limits::none());
+            let unknown = ops.iter().filter(|o| o.output.is_none()).count();
+            eprintln!(
+                "multi-register/{id}: {} ops ({unknown} unknown), {} states, {:?}, verdict {:?}",
+                ops.len(),
+                a.states,
+                a.elapsed,
+                a.result.validity()
+            );
+            assert_eq!(a.result.validity(), expect);
+            group.throughput(Throughput::Elements(ops.len() as u64));
+            group.bench_function(&id, |b| b.iter(|| check_txns(black_box(ops))));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    cas_register,
+    simulated_etcd,
+    from_events,
+    multi_register
+);
 criterion_main!(benches);

@@ -37,8 +37,10 @@
 //! | `:error` | [`Event::error`]: a string as is, a keyword by name, anything else as its EDN text |
 //!
 //! Other keys are ignored. A tagged form is read as the form it tags (a record is
-//! its map). A stream that is a single vector or list of maps is read as one op per
-//! element. Every error names the 1-based line and column where the offending
+//! its map). A stream that is a single vector or list of maps, or a single map
+//! `{:history [...]}` (as many tools save a history), is read as one op per
+//! element. Knossos's test tuples (`[0 :invoke :write 0]`) are refused with a
+//! message naming the map form expected. Every error names the 1-based line and column where the offending
 //! form starts (or where the text stops making sense); no input makes the reader
 //! panic.
 
@@ -260,13 +262,28 @@ pub fn parse_edn_history(text: &str) -> Result<History, HistoryError> {
     let mut events = Vec::new();
     let mut first = true;
     while let Some((offset, form)) = parser.top_level_form().map_err(fail)? {
-        // A history written as one vector (or list) of op maps.
+        // A history written as one vector (or list) of op maps, or as a map
+        // holding one under :history.
         if first {
             first = false;
             let offsets = std::mem::take(&mut parser.child_offsets);
-            if let Edn::Vector(items) | Edn::List(items) = &form
-                && parser.at_end().map_err(fail)?
-            {
+            let grandchildren = std::mem::take(&mut parser.grandchild_offsets);
+            let whole = parser.at_end().map_err(fail)?;
+            let ops = match &form {
+                Edn::Vector(items) | Edn::List(items) if whole && !is_tuple(items) => {
+                    Some((items, offsets))
+                }
+                Edn::Map(pairs) if whole => history_in(pairs).map(|(child, items)| {
+                    let offsets = grandchildren
+                        .iter()
+                        .filter(|&&(parent, _)| parent == child)
+                        .map(|&(_, at)| at)
+                        .collect();
+                    (items, offsets)
+                }),
+                _ => None,
+            };
+            if let Some((items, offsets)) = ops {
                 for (i, item) in items.iter().enumerate() {
                     let at = offsets.get(i).copied().unwrap_or(offset);
                     events.push(event_of(item, i).map_err(|message| {
@@ -287,9 +304,38 @@ pub fn parse_edn_history(text: &str) -> Result<History, HistoryError> {
     Ok(History { events })
 }
 
+/// The ops of a map `{:history [...]}` (a later duplicate key wins), with the
+/// position of the vector among the map's forms (keys and values).
+fn history_in(pairs: &[(Edn, Edn)]) -> Option<(usize, &Vec<Edn>)> {
+    let (j, (_, v)) = pairs
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, (k, _))| matches!(k, Edn::Keyword(k) if k == "history"))?;
+    match v {
+        Edn::Vector(items) | Edn::List(items) => Some((2 * j + 1, items)),
+        _ => None,
+    }
+}
+
+/// Whether `items` is Knossos's test tuple `[process type f value]`, as in
+/// `[0 :invoke :write 0]`.
+fn is_tuple(items: &[Edn]) -> bool {
+    matches!(items, [_, Edn::Keyword(t), _, ..] if matches!(t.as_str(), "invoke" | "ok" | "fail" | "info"))
+        && items.len() <= 4
+}
+
 /// Converts one operation form; the error is a message without position.
 fn event_of(form: &Edn, position: usize) -> Result<Event, String> {
     let Edn::Map(pairs) = form.untagged() else {
+        if let Edn::Vector(items) | Edn::List(items) = form.untagged()
+            && is_tuple(items)
+        {
+            return Err(format!(
+                "expected an operation map such as {{:process 0, :type :invoke, :f :write, :value 0}}, found {}: Knossos's test tuple [process type f value] is not read; write each operation as a map, in a file of one per line, one vector of them, or {{:history [...]}}",
+                excerpt(form)
+            ));
+        }
         return Err(format!(
             "an operation must be a map, found {}: {}",
             form.kind(),
@@ -443,6 +489,12 @@ struct Parser<'a> {
     /// Offsets of the elements of the current top-level collection, so that ops
     /// of a history written as one vector can be located.
     child_offsets: Vec<usize>,
+    /// Offsets of the elements of those elements, with the position of their
+    /// parent among the top-level collection's: the ops of `{:history [...]}`.
+    grandchild_offsets: Vec<(usize, usize)>,
+    /// Whether the current top-level form is a map (only then are grandchildren
+    /// located).
+    top_is_map: bool,
 }
 
 fn is_whitespace(b: u8) -> bool {
@@ -462,6 +514,8 @@ impl<'a> Parser<'a> {
             pos: 0,
             depth: 0,
             child_offsets: Vec::new(),
+            grandchild_offsets: Vec::new(),
+            top_is_map: false,
         }
     }
 
@@ -517,6 +571,8 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         self.child_offsets.clear();
+        self.grandchild_offsets.clear();
+        self.top_is_map = self.peek() == Some(b'{');
         let at = self.pos;
         let form = self.form()?;
         Ok(Some((at, form)))
@@ -627,6 +683,11 @@ impl<'a> Parser<'a> {
                 Some(_) => {
                     if self.depth == 1 {
                         self.child_offsets.push(self.pos);
+                    } else if self.depth == 2
+                        && self.top_is_map
+                        && let Some(parent) = self.child_offsets.len().checked_sub(1)
+                    {
+                        self.grandchild_offsets.push((parent, self.pos));
                     }
                     items.push(self.form()?);
                 }
@@ -1210,6 +1271,53 @@ mod tests {
         assert_eq!(h.events.len(), 2);
         assert_eq!((h.events[1].index, h.events[1].time), (1, 0));
         assert_eq!(h.events[1].value, json!(3));
+    }
+
+    #[test]
+    fn jepsen_s_other_layouts_read_like_one_op_per_line() {
+        let lines = read_edn_history(CAS_HISTORY.as_bytes()).unwrap();
+        let vector = format!("[{CAS_HISTORY}]");
+        assert_eq!(parse_edn_history(&vector).unwrap(), lines);
+        let list = format!("({CAS_HISTORY})");
+        assert_eq!(parse_edn_history(&list).unwrap(), lines);
+        let map = format!("{{:name \"cas\"\n :history [{CAS_HISTORY}]\n :valid? true}}");
+        assert_eq!(parse_edn_history(&map).unwrap(), lines);
+        // A later :history wins, as in Clojure.
+        let twice = format!("{{:history [] :history [{CAS_HISTORY}]}}");
+        assert_eq!(parse_edn_history(&twice).unwrap(), lines);
+
+        let err = |text: &str| match parse_edn_history(text) {
+            Err(HistoryError::Parse {
+                line,
+                column,
+                message,
+            }) => (line, column, message),
+            other => panic!("{text:?}: {other:?}"),
+        };
+        // An op of the :history vector is located precisely.
+        let (line, column, message) =
+            err("{:test \"t\"\n :history [{:process 0 :type :ok :f :r}\n   {:process 0}]}");
+        assert_eq!((line, column), (3, 4), "{message}");
+        assert_eq!(message, "the operation has no :type");
+        // A map without :history is an op like any other.
+        assert_eq!(err("{:process 0 :f :r}").2, "the operation has no :type");
+
+        // Knossos's test tuples are refused, naming the form expected, one per
+        // line, in a vector, or alone.
+        for (text, at) in [
+            ("[0 :invoke :write 0]\n[0 :ok :write 0]", (1, 1)),
+            ("[[0 :invoke :write 0]\n [0 :ok :write 0]]", (1, 2)),
+            ("{:history [[0 :invoke :read nil]]}", (1, 12)),
+            ("[0 :invoke :write 0]", (1, 1)),
+        ] {
+            let (line, column, message) = err(text);
+            assert_eq!((line, column), at, "{text}: {message}");
+            assert!(
+                message.contains("expected an operation map such as {:process 0, :type :invoke, :f :write, :value 0}")
+                    && message.contains("[process type f value]"),
+                "{text}: {message}"
+            );
+        }
     }
 
     #[test]

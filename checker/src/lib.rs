@@ -37,10 +37,12 @@ pub use input::CheckInput;
 pub use lease::{Grant, Interval, Lease, Leases, TokenLeases};
 pub use ledger::{Decision, LedgerEntry, read_ledger};
 pub use linearizability::{
-    Analysis, CasOp, CasRegister, CasReply, Counterexample, FencedMutex, Holder, LimitHit, Limits,
-    Linearizability, LockOp, LockState, Model, ModelKind, Mutex, MutexOp, Operation, Partition,
-    Register, RegisterOp, Stored, StrictCasRegister, UnknownModel, check_leasehold_linearizability,
-    check_linearizability, check_operations, check_partitions, combine_analyses,
+    Analysis, CasOp, CasRegister, CasReply, Counterexample, FencedMutex, Holder,
+    IGNORED_SHARE_PERCENT, LimitHit, Limits, Linearizability, LockOp, LockState, Micro, Model,
+    ModelKind, ModelOptions, MultiRegister, Mutex, MutexOp, NilRead, Operation, Partition,
+    Register, RegisterOp, Registers, Stored, StrictCasRegister, TxnReads, UnknownModel,
+    check_leasehold_linearizability, check_linearizability, check_linearizability_with,
+    check_operations, check_partitions, combine_analyses,
 };
 pub use lost_write::{check_lost_writes, check_lost_writes_with_fencing};
 pub use margins::{CLOSEST, Margin, MarginBucket, Margins, lease_margins};

@@ -11,7 +11,9 @@
 //!   and `cas` with value `v` (int or null) or `[old new]` for cas, or
 //!   jepsen.independent tuples `[key v]` (split per key); `acquire` and `release`
 //!   with value null (one lock) or `{lock}`; tokens, when a lock hands them out,
-//!   as the `ok` value of `acquire` (a number, or `{token}`).
+//!   as the `ok` value of `acquire` (a number, or `{token}`); `txn` of
+//!   micro-operations `[f k v]` for the multi-register, split into the groups
+//!   of keys no transaction spans.
 //!
 //! Everywhere: `fail` operations are left out (they certainly did not happen),
 //! except a failed `cas` for the strict cas register, which is kept with the
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::models::{CasOp, CasReply, LockOp, MutexOp, RegisterOp, Stored};
+use super::multi_register::{Micro, TxnReads};
 use super::types::{Operation, Partition};
 use crate::event::{Event, EventType, Process};
 use crate::lease::{Lease, Leases};
@@ -37,10 +40,12 @@ pub(crate) struct Converted<I, O> {
     pub partitions: Vec<Partition<I, O>>,
     /// Client names by number (fenced mutex only).
     pub clients: Vec<String>,
+    /// Key names by number (multi-register only).
+    pub keys: Vec<String>,
     /// `fail` operations left out.
     pub failed: usize,
-    /// Operations of functions the model does not know.
-    pub ignored: usize,
+    /// Operations of functions the model does not know, by function.
+    pub ignored: BTreeMap<String, usize>,
     /// Operations that may have happened but could not be read (invocation
     /// indexes): left out, so the verdict can only be as good as unknown.
     pub unreadable: Vec<u64>,
@@ -51,8 +56,9 @@ impl<I, O> Default for Converted<I, O> {
         Converted {
             partitions: Vec::new(),
             clients: Vec::new(),
+            keys: Vec::new(),
             failed: 0,
-            ignored: 0,
+            ignored: BTreeMap::new(),
             unreadable: Vec::new(),
         }
     }
@@ -72,6 +78,10 @@ impl<I, O> Sorter<I, O> {
         }
     }
 
+    fn ignore(&mut self, f: &str) {
+        *self.out.ignored.entry(f.to_owned()).or_default() += 1;
+    }
+
     fn push(&mut self, key: String, op: Operation<I, O>) {
         self.by_key.entry(key).or_default().push(op);
     }
@@ -86,7 +96,7 @@ impl<I, O> Sorter<I, O> {
     }
 }
 
-/// Numbers clients by name.
+/// Numbers clients (or keys) by name.
 #[derive(Default)]
 struct Clients {
     names: Vec<String>,
@@ -117,6 +127,18 @@ fn interval(op: &Op) -> Option<(u64, u64, bool)> {
     }
 }
 
+/// The function of a leasehold call, as histories spell it.
+fn call_name(call: &Call) -> &str {
+    match call {
+        Call::Acquire { .. } => "acquire",
+        Call::Renew { .. } => "renew",
+        Call::Release { .. } => "release",
+        Call::Write { .. } => "write",
+        Call::Read { .. } => "read",
+        Call::Other { f } => f,
+    }
+}
+
 fn owner(op: &Op) -> String {
     op.node.clone().unwrap_or_else(|| op.process.to_string())
 }
@@ -138,8 +160,8 @@ pub(crate) fn leasehold_storage(ops: &[Op]) -> Converted<RegisterOp<Stored>, Opt
                 RegisterOp::Read,
                 Some(value.as_ref().map(|(token, data)| stored(*token, data))),
             ),
-            _ => {
-                s.out.ignored += 1;
+            other => {
+                s.ignore(call_name(other));
                 continue;
             }
         };
@@ -182,8 +204,8 @@ pub(crate) fn leasehold_lock(
             Call::Acquire { lock, .. } | Call::Renew { lock, .. } | Call::Release { lock, .. } => {
                 lock
             }
-            _ => {
-                s.out.ignored += 1;
+            other => {
+                s.ignore(call_name(other));
                 continue;
             }
         };
@@ -409,12 +431,14 @@ fn jepsen_register(p: &Paired<'_>) -> Result<(String, CasOp<Value>, Option<Value
 
 /// Registers (`cas: false`: cas is not an operation of the model, and a history
 /// with one cannot be read) and cas registers, per key; every `fail` is left
-/// out.
+/// out. `nil_unknown`: an `ok` read of `nil` read some unknown value (Knossos's
+/// reading) rather than an empty register.
 pub(crate) fn jepsen_registers(
     events: &[Event],
     cas: bool,
+    nil_unknown: bool,
 ) -> Converted<CasOp<Value>, Option<Value>> {
-    registers(events, cas, |read| read, None)
+    registers(events, cas, nil_unknown, |read| read, None)
 }
 
 /// Strict cas registers, per key: as [`jepsen_registers`] with cas, but a
@@ -422,8 +446,15 @@ pub(crate) fn jepsen_registers(
 /// cannot be read is unreadable (its observation is lost), not left out.
 pub(crate) fn jepsen_strict_cas_registers(
     events: &[Event],
+    nil_unknown: bool,
 ) -> Converted<CasOp<Value>, CasReply<Value>> {
-    registers(events, true, CasReply::Done, Some(CasReply::CompareFailed))
+    registers(
+        events,
+        true,
+        nil_unknown,
+        CasReply::Done,
+        Some(CasReply::CompareFailed),
+    )
 }
 
 /// The register converters: `done` makes the output of an `ok` op from the
@@ -432,6 +463,7 @@ pub(crate) fn jepsen_strict_cas_registers(
 fn registers<O: Clone>(
     events: &[Event],
     cas: bool,
+    nil_unknown: bool,
     done: impl Fn(Option<Value>) -> O,
     failed_cas: Option<O>,
 ) -> Converted<CasOp<Value>, O> {
@@ -439,7 +471,7 @@ fn registers<O: Clone>(
     for p in pair(events, Clock::choose(events)) {
         let f = p.invoke.f.as_str();
         if !matches!(f, "read" | "write" | "cas") {
-            s.out.ignored += 1;
+            s.ignore(f);
             continue;
         }
         let kind = p.kind();
@@ -459,6 +491,8 @@ fn registers<O: Clone>(
             continue;
         };
         let output = match kind {
+            // A read of nil whose value is unknown constrains nothing.
+            EventType::Ok if nil_unknown && input == CasOp::Read && read.is_none() => None,
             EventType::Ok => Some(done(read)),
             EventType::Fail => failed,
             _ => None,
@@ -478,6 +512,164 @@ fn registers<O: Clone>(
     s.finish()
 }
 
+/// A transaction, as the multi-register reads it.
+type Txn = Vec<Micro<Value>>;
+
+/// A transaction of a history.
+type TxnOperation = Operation<Txn, TxnReads<Value>>;
+
+/// A micro-operation `[f k v]`: `f` the function (`r`/`read` or
+/// `w`/`write`), `k` the key and `v` the value.
+fn micro_op(v: &Value) -> Option<(&str, &Value, &Value)> {
+    match v.as_array()?.as_slice() {
+        [f, k, v] => Some((f.as_str()?, k, v)),
+        _ => None,
+    }
+}
+
+/// A transaction as the multi-register reads it: from the completion's value
+/// when it completed `ok` (its reads filled in), else from the invocation's;
+/// with, for an `ok` one, what each read returned (`nil_unknown`: a read of
+/// `nil` read an unknown value, else an empty register).
+fn txn_of(
+    p: &Paired<'_>,
+    keys: &mut Clients,
+    nil_unknown: bool,
+) -> Option<(Txn, Option<TxnReads<Value>>)> {
+    let invoked = p.invoke.value.as_array()?;
+    let ok = p.ok_value().filter(|v| !v.is_null());
+    let micros = match ok {
+        Some(v) => v.as_array()?,
+        None => invoked,
+    };
+    // The completion must be the transaction invoked, reads filled in.
+    if micros.len() != invoked.len() {
+        return None;
+    }
+    let mut txn = Vec::with_capacity(micros.len());
+    let mut reads = Vec::with_capacity(micros.len());
+    for (m, asked) in micros.iter().zip(invoked) {
+        let (f, k, v) = micro_op(m)?;
+        let (f_asked, k_asked, _) = micro_op(asked)?;
+        if f != f_asked || k != k_asked {
+            return None;
+        }
+        let key = keys.of(key_string(k));
+        match f {
+            // Jepsen's txn tests write :r and :w, Knossos's own model :read
+            // and :write.
+            "r" | "read" => {
+                txn.push(Micro::Read(key));
+                reads.push(match v {
+                    Value::Null if nil_unknown => None,
+                    Value::Null => Some(None),
+                    v => Some(Some(v.clone())),
+                });
+            }
+            "w" | "write" if !v.is_null() => {
+                txn.push(Micro::Write(key, v.clone()));
+                reads.push(None);
+            }
+            _ => return None,
+        }
+    }
+    Some((txn, ok.is_some().then_some(reads)))
+}
+
+/// Finds the class of `k`, halving paths on the way.
+fn root(parent: &mut [u32], mut k: u32) -> u32 {
+    while parent[k as usize] != k {
+        let up = parent[parent[k as usize] as usize];
+        parent[k as usize] = up;
+        k = up;
+    }
+    k
+}
+
+/// Knossos's multi-register: `txn` operations over several registers.
+///
+/// A history is split into the smallest groups of keys no transaction spans:
+/// per key when every transaction touches one key, one partition for all the
+/// keys when transactions tie them all together. Splitting there is sound:
+/// the keys of a group are one object, touched by no operation of another
+/// group, and linearizability is local. A partition is named by its keys,
+/// joined with `+`.
+pub(crate) fn jepsen_multi_registers(
+    events: &[Event],
+    nil_unknown: bool,
+) -> Converted<Txn, TxnReads<Value>> {
+    let mut out = Converted::default();
+    let mut keys = Clients::default();
+    let mut ops = Vec::new();
+    for p in pair(events, Clock::choose(events)) {
+        let f = p.invoke.f.as_str();
+        if f != "txn" {
+            *out.ignored.entry(f.to_owned()).or_default() += 1;
+            continue;
+        }
+        let kind = p.kind();
+        if kind == EventType::Fail {
+            out.failed += 1;
+            continue;
+        }
+        let Some((input, reads)) = txn_of(&p, &mut keys, nil_unknown) else {
+            out.unreadable.push(p.invoke.index);
+            continue;
+        };
+        if input.is_empty() {
+            // An empty transaction says nothing.
+            continue;
+        }
+        ops.push(Operation {
+            id: p.invoke.index,
+            process: p.invoke.process.clone(),
+            call: p.call,
+            ret: p.ret,
+            input,
+            output: if kind == EventType::Ok { reads } else { None },
+        });
+    }
+    // Keys a transaction touches together are one object.
+    let mut parent: Vec<u32> = (0..keys.names.len() as u32).collect();
+    for op in &ops {
+        let first = op.input[0].key();
+        for m in &op.input[1..] {
+            let (a, b) = (root(&mut parent, first), root(&mut parent, m.key()));
+            if a != b {
+                parent[a.max(b) as usize] = a.min(b);
+            }
+        }
+    }
+    let mut groups: BTreeMap<u32, Vec<TxnOperation>> = BTreeMap::new();
+    for op in ops {
+        let group = root(&mut parent, op.input[0].key());
+        groups.entry(group).or_default().push(op);
+    }
+    let mut members: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for k in 0..keys.names.len() as u32 {
+        let group = root(&mut parent, k);
+        members
+            .entry(group)
+            .or_default()
+            .push(&keys.names[k as usize]);
+    }
+    let mut partitions: Vec<Partition<_, _>> = groups
+        .into_iter()
+        .map(|(group, ops)| {
+            let mut names = members[&group].clone();
+            names.sort_unstable();
+            Partition {
+                key: names.join("+"),
+                ops,
+            }
+        })
+        .collect();
+    partitions.sort_by(|a, b| a.key.cmp(&b.key));
+    out.partitions = partitions;
+    out.keys = keys.names;
+    out
+}
+
 /// The lock an event names: `{lock}` or `[lock v]`, else `""`.
 fn lock_of(v: &Value) -> String {
     match v {
@@ -494,8 +686,8 @@ pub(crate) fn jepsen_mutexes(events: &[Event]) -> Converted<MutexOp, ()> {
         let input = match p.invoke.f.as_str() {
             "acquire" => MutexOp::Acquire,
             "release" => MutexOp::Release,
-            _ => {
-                s.out.ignored += 1;
+            f => {
+                s.ignore(f);
                 continue;
             }
         };
@@ -553,7 +745,7 @@ pub(crate) fn fenced_mutexes(events: &[Event], clock: Clock) -> Converted<LockOp
     for p in &paired {
         let f = p.invoke.f.as_str();
         if !matches!(f, "acquire" | "renew" | "release") {
-            s.out.ignored += 1;
+            s.ignore(f);
             continue;
         }
         let kind = p.kind();

@@ -55,7 +55,12 @@
 //! # Histories
 //!
 //! [`check_linearizability`] reads leasehold's own events or Jepsen-style ones
-//! (as the EDN reader converts them) under a [`ModelKind`];
+//! (as the EDN reader converts them) under a [`ModelKind`] — Knossos's
+//! `multi-register` ([`MultiRegister`], Jepsen `txn` ops) included — and
+//! [`check_linearizability_with`] with the registers' initial value and Knossos's
+//! reading of a `nil` read ([`ModelOptions`]). Operations of functions the
+//! model does not know are named in the summary, and past
+//! [`IGNORED_SHARE_PERCENT`] of the history they make a valid verdict unknown;
 //! [`check_leasehold_linearizability`] checks leasehold's storage registers and
 //! locks from paired operations. Their reports count as judged the operations
 //! searched; one that searched nothing (no operation, or none known to have
@@ -64,6 +69,7 @@
 mod convert;
 mod model;
 mod models;
+mod multi_register;
 mod report;
 mod run;
 mod search;
@@ -74,7 +80,11 @@ pub use models::{
     CasOp, CasRegister, CasReply, FencedMutex, Holder, LockOp, LockState, Mutex, MutexOp, Register,
     RegisterOp, Stored, StrictCasRegister,
 };
-pub use report::{ModelKind, UnknownModel, check_leasehold_linearizability, check_linearizability};
+pub use multi_register::{Micro, MultiRegister, Registers, TxnReads};
+pub use report::{
+    IGNORED_SHARE_PERCENT, ModelKind, ModelOptions, NilRead, UnknownModel,
+    check_leasehold_linearizability, check_linearizability, check_linearizability_with,
+};
 pub use run::{check_operations, check_partitions, combine_analyses};
 pub use types::{
     Analysis, Counterexample, LimitHit, Limits, Linearizability, Operation, Partition,

@@ -22,7 +22,6 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::model::Model;
@@ -35,12 +34,15 @@ fn show<V: fmt::Display>(v: Option<&V>) -> String {
     }
 }
 
-/// A read/write register, initially empty.
+/// A read/write register, initially empty (or holding the value given to
+/// [`Register::starting_at`]).
 ///
-/// State `Option<V>` (`None`: never written). Inputs [`RegisterOp`]; the output
+/// State `Option<V>` (`None`: empty). Inputs [`RegisterOp`]; the output
 /// of a read is the value it returned (`None`: empty), and is ignored for
 /// writes. A read must return the last value written.
-pub struct Register<V = serde_json::Value>(PhantomData<fn() -> V>);
+pub struct Register<V = serde_json::Value> {
+    initial: Option<V>,
+}
 
 /// A register operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,9 +54,15 @@ pub enum RegisterOp<V> {
 }
 
 impl<V> Register<V> {
-    /// The register model.
+    /// The register model, initially empty.
     pub fn new() -> Self {
-        Register(PhantomData)
+        Register { initial: None }
+    }
+
+    /// The register model, initially holding `initial` (`None`: empty).
+    /// Knossos's tests start their registers at 0; leasehold's start empty.
+    pub fn starting_at(initial: Option<V>) -> Self {
+        Register { initial }
     }
 }
 
@@ -70,7 +78,7 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for Register<V> {
     type Output = Option<V>;
 
     fn init(&self) -> Option<V> {
-        None
+        self.initial.clone()
     }
 
     fn step(
@@ -112,8 +120,9 @@ fn read_step<V: Clone + Eq>(state: &Option<V>, output: Option<&Option<V>>) -> Op
     }
 }
 
-/// A compare-and-set register, initially empty: reads, writes, and `cas`, which
-/// sets `new` if and only if the register holds `expected`.
+/// A compare-and-set register, initially empty (or holding the value given to
+/// [`CasRegister::starting_at`]): reads, writes, and `cas`, which sets `new` if
+/// and only if the register holds `expected`.
 ///
 /// State `Option<V>`; the output of a read is the value it returned (`None`:
 /// empty) and is ignored otherwise. Give a cas that completed `ok` with any
@@ -121,7 +130,9 @@ fn read_step<V: Clone + Eq>(state: &Option<V>, output: Option<&Option<V>>) -> Op
 /// apply certainly changed nothing: leave it out, as a `fail`
 /// (the strict cas register, `cas-register-strict`, keeps it as an
 /// observation instead).
-pub struct CasRegister<V = serde_json::Value>(PhantomData<fn() -> V>);
+pub struct CasRegister<V = serde_json::Value> {
+    initial: Option<V>,
+}
 
 /// A cas-register operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -140,9 +151,15 @@ pub enum CasOp<V> {
 }
 
 impl<V> CasRegister<V> {
-    /// The lenient cas-register model.
+    /// The lenient cas-register model, initially empty.
     pub fn new() -> Self {
-        CasRegister(PhantomData)
+        CasRegister { initial: None }
+    }
+
+    /// The lenient cas-register model, initially holding `initial` (`None`:
+    /// empty).
+    pub fn starting_at(initial: Option<V>) -> Self {
+        CasRegister { initial }
     }
 }
 
@@ -158,7 +175,7 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for CasRegister<V> {
     type Output = Option<V>;
 
     fn init(&self) -> Option<V> {
-        None
+        self.initial.clone()
     }
 
     fn step(
@@ -208,7 +225,9 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for CasRegister<V> {
 /// [`CasReply::CompareFailed`] is legal only where the register does not hold
 /// `expected` (an empty register holds nothing), and changes nothing. See the
 /// module documentation for when to use which.
-pub struct StrictCasRegister<V = serde_json::Value>(PhantomData<fn() -> V>);
+pub struct StrictCasRegister<V = serde_json::Value> {
+    initial: Option<V>,
+}
 
 /// What an operation of a [`StrictCasRegister`] got back.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -224,9 +243,15 @@ pub enum CasReply<V> {
 }
 
 impl<V> StrictCasRegister<V> {
-    /// The strict cas-register model.
+    /// The strict cas-register model, initially empty.
     pub fn new() -> Self {
-        StrictCasRegister(PhantomData)
+        StrictCasRegister { initial: None }
+    }
+
+    /// The strict cas-register model, initially holding `initial` (`None`:
+    /// empty).
+    pub fn starting_at(initial: Option<V>) -> Self {
+        StrictCasRegister { initial }
     }
 }
 
@@ -242,7 +267,7 @@ impl<V: Clone + Eq + Hash + fmt::Display> Model for StrictCasRegister<V> {
     type Output = CasReply<V>;
 
     fn init(&self) -> Option<V> {
-        None
+        self.initial.clone()
     }
 
     fn step(

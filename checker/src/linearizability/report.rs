@@ -11,6 +11,7 @@ use super::model::Model;
 use super::models::{
     CasOp, CasRegister, FencedMutex, Mutex, Register, RegisterOp, StrictCasRegister,
 };
+use super::multi_register::MultiRegister;
 use super::run::{check_partitions, combine_analyses};
 use super::types::{Analysis, Limits, Linearizability, Operation, Partition};
 use crate::event::Event;
@@ -48,11 +49,15 @@ pub enum ModelKind {
     LeaseholdStorage,
     /// `leasehold-lock`: leasehold's locks, fenced mutexes with leases, per lock.
     LeaseholdLock,
+    /// `multi-register`: Knossos's registers read and written by Jepsen `txn`
+    /// operations (`[[:r :x nil] [:w :y 2]]`), split into the groups of keys
+    /// no transaction spans.
+    MultiRegister,
 }
 
 impl ModelKind {
     /// Every model kind, in the order of this enum.
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         ModelKind::Register,
         ModelKind::CasRegister,
         ModelKind::CasRegisterStrict,
@@ -60,6 +65,7 @@ impl ModelKind {
         ModelKind::FencedMutex,
         ModelKind::LeaseholdStorage,
         ModelKind::LeaseholdLock,
+        ModelKind::MultiRegister,
     ];
 
     /// The model's name, as [`ModelKind::from_str`] reads it and reports show
@@ -73,7 +79,61 @@ impl ModelKind {
             ModelKind::FencedMutex => "fenced-mutex",
             ModelKind::LeaseholdStorage => "leasehold-storage",
             ModelKind::LeaseholdLock => "leasehold-lock",
+            ModelKind::MultiRegister => "multi-register",
         }
+    }
+
+    /// One line saying what the model checks, for `--help`.
+    pub fn description(self) -> &'static str {
+        match self {
+            ModelKind::Register => "read/write registers, per key (Jepsen :read, :write)",
+            ModelKind::CasRegister => {
+                "compare-and-set registers, per key; a failed cas is left out (Knossos)"
+            }
+            ModelKind::CasRegisterStrict => {
+                "compare-and-set registers; a failed cas read a value other than the expected one (Porcupine, etcd)"
+            }
+            ModelKind::Mutex => "Knossos's mutex without owners, per lock (:acquire, :release)",
+            ModelKind::FencedMutex => {
+                "an owner-aware mutex with fencing tokens and leases, per lock"
+            }
+            ModelKind::LeaseholdStorage => {
+                "leasehold's fenced storage: one (token, data) register per key"
+            }
+            ModelKind::LeaseholdLock => "leasehold's locks: fenced mutexes with leases, per lock",
+            ModelKind::MultiRegister => {
+                "registers read and written by Jepsen :txn ops, split where no txn spans keys (Knossos)"
+            }
+        }
+    }
+
+    /// The functions (`:f`) the model reads; others are ignored.
+    pub fn functions(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Register | ModelKind::LeaseholdStorage => &["read", "write"],
+            ModelKind::CasRegister | ModelKind::CasRegisterStrict => &["read", "write", "cas"],
+            ModelKind::Mutex => &["acquire", "release"],
+            ModelKind::FencedMutex | ModelKind::LeaseholdLock => &["acquire", "renew", "release"],
+            ModelKind::MultiRegister => &["txn"],
+        }
+    }
+
+    /// Whether the model starts its registers at a value
+    /// ([`ModelOptions::initial_value`]): the Jepsen register models.
+    pub fn takes_initial_value(self) -> bool {
+        matches!(
+            self,
+            ModelKind::Register
+                | ModelKind::CasRegister
+                | ModelKind::CasRegisterStrict
+                | ModelKind::MultiRegister
+        )
+    }
+
+    /// Whether operations of other functions are expected and judged
+    /// elsewhere: leasehold's storage and lock split one history in two.
+    fn others_judged_elsewhere(self) -> bool {
+        matches!(self, ModelKind::LeaseholdStorage | ModelKind::LeaseholdLock)
     }
 
     /// What one partition is, in summaries.
@@ -83,6 +143,7 @@ impl ModelKind {
             | ModelKind::CasRegister
             | ModelKind::CasRegisterStrict
             | ModelKind::LeaseholdStorage => ("key", "keys"),
+            ModelKind::MultiRegister => ("group of keys", "groups of keys"),
             _ => ("lock", "locks"),
         }
     }
@@ -94,12 +155,76 @@ impl fmt::Display for ModelKind {
     }
 }
 
-/// A model name [`ModelKind::from_str`] does not know.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown model {0:?}: expected register, cas-register, cas-register-strict, mutex, fenced-mutex, leasehold-storage or leasehold-lock"
-)]
+/// A model name [`ModelKind::from_str`] does not know; the message lists every
+/// model.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownModel(pub String);
+
+impl fmt::Display for UnknownModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+        let (last, rest) = names.split_last().expect("there are models");
+        write!(
+            f,
+            "unknown model {:?}: expected {} or {last}",
+            self.0,
+            rest.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownModel {}
+
+/// What an `ok` read of `nil` (JSON `null`) means in a Jepsen history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NilRead {
+    /// The register was empty (leasehold's reading, the default): the read
+    /// must be linearized where the register held nothing.
+    #[default]
+    Empty,
+    /// The value read is unknown (Knossos's reading): the read constrains
+    /// nothing.
+    Unknown,
+}
+
+impl NilRead {
+    /// `empty` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NilRead::Empty => "empty",
+            NilRead::Unknown => "unknown",
+        }
+    }
+}
+
+impl FromStr for NilRead {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "empty" => Ok(NilRead::Empty),
+            "unknown" => Ok(NilRead::Unknown),
+            _ => Err(format!(
+                "unknown nil-read reading {s:?}: expected empty or unknown"
+            )),
+        }
+    }
+}
+
+/// How the register models read a Jepsen history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// The value every register holds before any write (`None`: empty).
+    /// Read by the models for which [`ModelKind::takes_initial_value`].
+    pub initial_value: Option<Value>,
+    /// What an `ok` read of `nil` means (the Jepsen register models).
+    pub nil_read: NilRead,
+}
+
+/// The share of a history's operations a model may ignore (functions it does
+/// not know) and still give a valid verdict: a tenth. Past it, or when it
+/// ignores every operation, a valid verdict becomes unknown.
+pub const IGNORED_SHARE_PERCENT: usize = 10;
 
 impl FromStr for ModelKind {
     type Err = UnknownModel;
@@ -125,12 +250,35 @@ impl FromStr for ModelKind {
 /// operation completed `ok`: a partition of operations that may all never have
 /// happened is linearizable without a search and proves nothing. A report that
 /// judged nothing is unknown, never valid.
+///
+/// Operations of functions the model does not know are ignored, counted per
+/// function in the summary and in the stats (`ignored_ops`,
+/// `ignored_functions`). When they are more than [`IGNORED_SHARE_PERCENT`] of
+/// the client operations (or all of them), a valid verdict is unknown: most of
+/// the history was not judged. (Not for `leasehold-storage` and
+/// `leasehold-lock`, which split one history between them.)
+///
+/// Registers start empty and an `ok` read of `nil` read an empty register; see
+/// [`check_linearizability_with`] for Knossos's choices.
 pub fn check_linearizability(events: &[Event], model: ModelKind, limits: Limits) -> CheckReport {
+    check_linearizability_with(events, model, &ModelOptions::default(), limits)
+}
+
+/// [`check_linearizability`] with the registers' initial value and the
+/// meaning of a `nil` read chosen by `options`.
+pub fn check_linearizability_with(
+    events: &[Event],
+    model: ModelKind,
+    options: &ModelOptions,
+    limits: Limits,
+) -> CheckReport {
     let start = Instant::now();
     let name = "linearizability";
+    let nil_unknown = options.nil_read == NilRead::Unknown;
+    let initial = options.initial_value.clone();
     match model {
         ModelKind::Register => {
-            let conv = convert::jepsen_registers(events, false);
+            let conv = convert::jepsen_registers(events, false, nil_unknown);
             let conv = Converted {
                 partitions: conv
                     .partitions
@@ -155,19 +303,28 @@ pub fn check_linearizability(events: &[Event], model: ModelKind, limits: Limits)
                     })
                     .collect(),
                 clients: conv.clients,
+                keys: conv.keys,
                 failed: conv.failed,
                 ignored: conv.ignored,
                 unreadable: conv.unreadable,
             };
-            run(name, model, &Register::new(), conv, limits, start)
+            let m = Register::starting_at(initial);
+            run(name, model, &m, conv, limits, start)
         }
         ModelKind::CasRegister => {
-            let conv = convert::jepsen_registers(events, true);
-            run(name, model, &CasRegister::new(), conv, limits, start)
+            let conv = convert::jepsen_registers(events, true, nil_unknown);
+            let m = CasRegister::starting_at(initial);
+            run(name, model, &m, conv, limits, start)
         }
         ModelKind::CasRegisterStrict => {
-            let conv = convert::jepsen_strict_cas_registers(events);
-            run(name, model, &StrictCasRegister::new(), conv, limits, start)
+            let conv = convert::jepsen_strict_cas_registers(events, nil_unknown);
+            let m = StrictCasRegister::starting_at(initial);
+            run(name, model, &m, conv, limits, start)
+        }
+        ModelKind::MultiRegister => {
+            let conv = convert::jepsen_multi_registers(events, nil_unknown);
+            let m = MultiRegister::starting_at(conv.keys.clone(), initial);
+            run(name, model, &m, conv, limits, start)
         }
         ModelKind::Mutex => run(
             name,
@@ -266,8 +423,14 @@ where
     // Operations left out because they could not be read may have happened:
     // the search proves nothing either way then.
     let trusted = conv.unreadable.is_empty();
+    let ignored = Ignored::of(kind, &conv);
     let validity = if trusted {
-        unless_vacuous(combine_analyses(&analyses), judged)
+        let v = unless_vacuous(combine_analyses(&analyses), judged);
+        if ignored.too_many() && v == Validity::Valid {
+            Validity::Unknown
+        } else {
+            v
+        }
     } else {
         Validity::Unknown
     };
@@ -311,7 +474,8 @@ where
     stats.insert("ops".into(), json!(searched));
     stats.insert("unknown_ops".into(), json!(unknown_ops));
     stats.insert("failed_ops".into(), json!(conv.failed));
-    stats.insert("ignored_ops".into(), json!(conv.ignored));
+    stats.insert("ignored_ops".into(), json!(ignored.total));
+    stats.insert("ignored_functions".into(), json!(conv.ignored));
     stats.insert("unreadable_ops".into(), json!(conv.unreadable.len()));
     stats.insert("states".into(), json!(states));
     stats.insert("elapsed_ms".into(), json!((elapsed_ms * 1e3).round() / 1e3));
@@ -332,6 +496,7 @@ where
             judged,
             unknown_ops,
             &conv.unreadable,
+            &ignored,
             states,
             elapsed_ms,
         ),
@@ -341,12 +506,90 @@ where
     }
 }
 
+/// The operations a model ignored, and whether they are too many for a valid
+/// verdict.
+struct Ignored {
+    kind: ModelKind,
+    /// `(function, count)`, most first.
+    by_function: Vec<(String, usize)>,
+    total: usize,
+    /// Client operations the model read (searched, left out or unreadable).
+    read: usize,
+}
+
+impl Ignored {
+    fn of<I, O>(kind: ModelKind, conv: &Converted<I, O>) -> Ignored {
+        let mut by_function: Vec<(String, usize)> =
+            conv.ignored.iter().map(|(f, &n)| (f.clone(), n)).collect();
+        by_function.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let read = conv.partitions.iter().map(|p| p.ops.len()).sum::<usize>()
+            + conv.failed
+            + conv.unreadable.len();
+        Ignored {
+            kind,
+            total: by_function.iter().map(|(_, n)| n).sum(),
+            by_function,
+            read,
+        }
+    }
+
+    /// All of the history, or more than its allowed share.
+    fn too_many(&self) -> bool {
+        !self.kind.others_judged_elsewhere()
+            && self.total > 0
+            && (self.read == 0
+                || self.total * 100 > IGNORED_SHARE_PERCENT * (self.total + self.read))
+    }
+
+    /// `123 :txn ops ignored: the register model reads :read, :write`, and
+    /// what that does to the verdict.
+    fn describe(&self) -> Option<String> {
+        if self.total == 0 || self.kind.others_judged_elsewhere() {
+            return None;
+        }
+        const SHOWN: usize = 4;
+        let mut counts: Vec<String> = self
+            .by_function
+            .iter()
+            .take(SHOWN)
+            .map(|(f, n)| format!("{n} :{f}"))
+            .collect();
+        if self.by_function.len() > SHOWN {
+            let rest: usize = self.by_function[SHOWN..].iter().map(|(_, n)| n).sum();
+            counts.push(format!("{rest} of other functions"));
+        }
+        let reads: Vec<String> = self
+            .kind
+            .functions()
+            .iter()
+            .map(|f| format!(":{f}"))
+            .collect();
+        let mut s = format!(
+            "{} {} ignored: the {} model reads {}",
+            counts.join(", "),
+            if self.total == 1 { "op" } else { "ops" },
+            self.kind.name(),
+            reads.join(", ")
+        );
+        if self.read == 0 {
+            s += " (that is the whole history)";
+        } else if self.too_many() {
+            s += &format!(
+                " (more than {IGNORED_SHARE_PERCENT} % of the history, so it cannot be valid: unknown at best)"
+            );
+        }
+        Some(s)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn summary(
     kind: ModelKind,
     analyses: &[Analysis],
     judged: u64,
     unknown_ops: usize,
     unreadable: &[u64],
+    ignored: &Ignored,
     states: usize,
     elapsed_ms: f64,
 ) -> String {
@@ -402,6 +645,10 @@ fn summary(
             plural(unreadable.len() as u64, "operation", "operations"),
             unreadable[0]
         );
+    }
+    if let Some(ignored) = ignored.describe() {
+        s += "; ";
+        s += &ignored;
     }
     s
 }

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use leasehold_checker::{CheckInput, CheckOptions, Checked, Event, History, Limits, ModelKind};
+use leasehold_checker::{
+    CheckInput, CheckOptions, Checked, Event, History, Limits, ModelKind, ModelOptions, NilRead,
+};
 use leasehold_results::{Results, RunDir, Timings, render_report};
 
 use crate::config::Config;
@@ -37,11 +39,21 @@ pub struct CheckArgs {
     pub path: PathBuf,
 
     /// Check linearizability under this model (needed for a Jepsen .edn
-    /// history): register, cas-register, cas-register-strict (a failed cas
-    /// read a value other than the expected one, as etcd reports it), mutex or
-    /// fenced-mutex.
-    #[arg(long, value_parser = parse_model)]
+    /// history).
+    #[arg(long, value_parser = parse_model, long_help = model_help())]
     pub model: Option<ModelKind>,
+
+    /// The value every register holds before the first write, as EDN (e.g. 0):
+    /// Knossos's tests start registers at 0, leasehold's start empty. For
+    /// register, cas-register, cas-register-strict and multi-register.
+    #[arg(long, value_name = "EDN", value_parser = parse_initial_value)]
+    pub initial_value: Option<serde_json::Value>,
+
+    /// What an ok read of nil means: empty (the register held nothing,
+    /// leasehold's reading) or unknown (the value read is unknown, Knossos's
+    /// reading; choose it for a history from Jepsen).
+    #[arg(long, value_name = "READING", default_value = "empty", value_parser = parse_nil_read)]
+    pub nil_read: NilRead,
 
     /// Folder for results.json, report.html and junit.xml. Default: the run
     /// folder itself, or for a history file <name>.results.json (and
@@ -57,6 +69,36 @@ pub struct CheckArgs {
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {
     s.parse::<ModelKind>().map_err(|e| e.to_string())
+}
+
+/// `--model`'s help: every model the parser accepts, one line each.
+fn model_help() -> String {
+    let mut help =
+        "Check linearizability under this model (needed for a Jepsen .edn history):".to_owned();
+    for kind in ModelKind::ALL {
+        help += &format!("\n  {:<20} {}", kind.name(), kind.description());
+    }
+    help
+}
+
+fn parse_initial_value(s: &str) -> Result<serde_json::Value, String> {
+    match leasehold_checker::parse_edn(s)
+        .map_err(|e| e.to_string())?
+        .as_slice()
+    {
+        [form] if form.to_json().is_null() => {
+            Err("an initial value of nil is the default (registers start empty)".to_owned())
+        }
+        [form] => Ok(form.to_json()),
+        forms => Err(format!(
+            "expected one EDN value (e.g. 0), found {} forms",
+            forms.len()
+        )),
+    }
+}
+
+fn parse_nil_read(s: &str) -> Result<NilRead, String> {
+    s.parse::<NilRead>()
 }
 
 /// What kind of input `PATH` is.
@@ -79,6 +121,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             _ => Input::Jsonl,
         }
     };
+    if args.initial_value.is_some() && !args.model.is_some_and(ModelKind::takes_initial_value) {
+        bail!(
+            "--initial-value is for the register models (register, cas-register, cas-register-strict, multi-register): give one with --model"
+        );
+    }
     let limits = Limits {
         deadline: Some(args.time_limit),
         ..Limits::default()
@@ -179,13 +226,19 @@ fn check_history_file(
     let events = read_events(&args.path, edn)?;
     let parse_ms = Timings::ms(t_parse.elapsed());
     let t_check = Instant::now();
+    let options = ModelOptions {
+        initial_value: args.initial_value.clone(),
+        nil_read: args.nil_read,
+    };
     let checked = match (edn, args.model) {
         (true, None) => bail!(
-            "{}: a Jepsen history is checked for linearizability: say under which model with --model register|cas-register|cas-register-strict|mutex|fenced-mutex",
-            args.path.display()
+            "{}: a Jepsen history is checked for linearizability: say under which model with --model {}",
+            args.path.display(),
+            ModelKind::ALL.map(ModelKind::name).join("|")
         ),
         (true, Some(model)) => {
-            let report = leasehold_checker::check_linearizability(&events, model, limits);
+            let report =
+                leasehold_checker::check_linearizability_with(&events, model, &options, limits);
             Checked {
                 validity: report.validity,
                 checks: vec![report],
@@ -205,7 +258,8 @@ fn check_history_file(
                 },
             );
             if let Some(model) = model {
-                let report = leasehold_checker::check_linearizability(&events, model, limits);
+                let report =
+                    leasehold_checker::check_linearizability_with(&events, model, &options, limits);
                 checked.validity = checked.validity.combine(report.validity);
                 checked.checks.push(report);
             }

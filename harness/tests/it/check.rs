@@ -288,3 +288,197 @@ fn a_bad_jsonl_line_exits_3_naming_the_line() {
         "unknown"
     );
 }
+
+/// `n` single-key `:txn` writes, one after the other.
+fn txn_history(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{:type :invoke, :f :txn, :value [[:w :x {i}]], :process 0, :time {}}}\n{{:type :ok, :f :txn, :value [[:w :x {i}]], :process 0, :time {}}}\n",
+                10 * i + 1,
+                10 * i + 2
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ops_the_model_does_not_read_are_named_and_never_pass_for_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("txns.edn");
+    std::fs::write(&path, txn_history(123)).unwrap();
+    let out = check_cmd(&["--model", "register"], &path);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("UNKNOWN"), "{stdout}");
+    assert!(
+        stdout.contains("123 :txn ops ignored: the register model reads :read, :write"),
+        "{stdout}"
+    );
+    let results = read_json(&dir.path().join("txns.results.json"));
+    let check = &results["checks"][0];
+    assert_eq!(check["stats"]["ignored_functions"]["txn"], 123, "{check}");
+
+    // A register history with a read and a write, and 123 txns: was valid.
+    let mixed = dir.path().join("mixed.edn");
+    std::fs::write(
+        &mixed,
+        format!(
+            "{{:type :invoke, :f :write, :value 1, :process 1, :time 0}}\n{{:type :ok, :f :write, :value 1, :process 1, :time 1}}\n{}{{:type :invoke, :f :read, :value nil, :process 1, :time 5000}}\n{{:type :ok, :f :read, :value 1, :process 1, :time 5001}}\n",
+            txn_history(123)
+        ),
+    )
+    .unwrap();
+    let out = check_cmd(&["--model", "register"], &mixed);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
+    assert!(stdout.contains("more than 10 %"), "{stdout}");
+    // Under the model that reads them, the txns are judged.
+    let out = check_cmd(&["--model", "multi-register"], &path);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("VALID"), "{stdout}");
+}
+
+#[test]
+fn initial_value_and_nil_read_options_change_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    // Knossos's registers start at 0.
+    let zero = dir.path().join("zero.edn");
+    std::fs::write(
+        &zero,
+        "{:type :invoke, :f :read, :value nil, :process 0}\n{:type :ok, :f :read, :value 0, :process 0}\n{:type :invoke, :f :cas, :value [0 1], :process 1}\n{:type :ok, :f :cas, :value [0 1], :process 1}\n",
+    )
+    .unwrap();
+    let out = check_cmd(&["--model", "cas-register"], &zero);
+    assert_eq!(code(&out), 1, "{}", texts(&out).0);
+    let out = check_cmd(&["--model", "cas-register", "--initial-value", "0"], &zero);
+    assert_eq!(code(&out), 0, "{}", texts(&out).0);
+    let out = check_cmd(&["--model", "cas-register", "--initial-value", "1"], &zero);
+    assert_eq!(code(&out), 1, "{}", texts(&out).0);
+
+    // A read of nil after a write: empty (the default) cannot be; an unknown
+    // value (Knossos) can.
+    let nil = dir.path().join("nil.edn");
+    std::fs::write(
+        &nil,
+        "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :ok, :f :write, :value 1, :process 0}\n{:type :invoke, :f :read, :value nil, :process 1}\n{:type :ok, :f :read, :value nil, :process 1}\n",
+    )
+    .unwrap();
+    let out = check_cmd(&["--model", "register"], &nil);
+    assert_eq!(code(&out), 1, "{}", texts(&out).0);
+    let out = check_cmd(&["--model", "register", "--nil-read", "empty"], &nil);
+    assert_eq!(code(&out), 1, "{}", texts(&out).0);
+    let out = check_cmd(&["--model", "register", "--nil-read", "unknown"], &nil);
+    assert_eq!(code(&out), 0, "{}", texts(&out).0);
+
+    // An initial value is for register models only.
+    let out = check_cmd(&["--model", "mutex", "--initial-value", "0"], &nil);
+    let (_, stderr) = texts(&out);
+    assert_ne!(code(&out), 0, "{stderr}");
+    assert!(stderr.contains("--initial-value"), "{stderr}");
+}
+
+#[test]
+fn jepsen_s_vector_and_history_map_layouts_read_like_one_op_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for read in [1, 2] {
+        let lines = cas_history(read);
+        let ops: String = lines
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let layouts = [
+            ("lines", lines.clone()),
+            ("vector", format!("[{ops}]")),
+            ("map", format!("{{:name \"cas\"\n :history [{ops}]}}")),
+        ];
+        let mut verdicts = Vec::new();
+        for (name, text) in layouts {
+            let path = dir.path().join(format!("{name}-{read}.edn"));
+            std::fs::write(&path, text).unwrap();
+            let out = check_cmd(&["--model", "cas-register"], &path);
+            let (stdout, stderr) = texts(&out);
+            assert!(matches!(code(&out), 0 | 1), "{name}: {stdout}\n{stderr}");
+            let results = read_json(&dir.path().join(format!("{name}-{read}.results.json")));
+            verdicts.push((code(&out), results["checks"][0]["stats"]["ops"].clone()));
+        }
+        assert!(verdicts.windows(2).all(|w| w[0] == w[1]), "{verdicts:?}");
+        assert_eq!(verdicts[0].0, if read == 2 { 0 } else { 1 });
+    }
+
+    // Knossos's test tuples are refused, naming the form expected.
+    let tuples = dir.path().join("tuples.edn");
+    std::fs::write(&tuples, "[0 :invoke :write 0]\n[0 :ok :write 0]\n").unwrap();
+    let out = check_cmd(&["--model", "register"], &tuples);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 3, "{stdout}\n{stderr}");
+    assert!(stderr.contains("line 1, column 1"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "expected an operation map such as {:process 0, :type :invoke, :f :write, :value 0}"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_and_a_bad_model_list_every_model() {
+    let out = leasehold().args(["check", "--help"]).output().unwrap();
+    let (help, _) = texts(&out);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.edn");
+    std::fs::write(&path, "").unwrap();
+    let out = check_cmd(&["--model", "knossos"], &path);
+    let (_, stderr) = texts(&out);
+    assert_ne!(code(&out), 0, "{stderr}");
+    for model in [
+        "register",
+        "cas-register",
+        "cas-register-strict",
+        "mutex",
+        "fenced-mutex",
+        "leasehold-storage",
+        "leasehold-lock",
+        "multi-register",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{model} "))),
+            "--help lists {model}:\n{help}"
+        );
+        assert!(stderr.contains(model), "the error lists {model}: {stderr}");
+        // Every model listed is accepted.
+        let out = check_cmd(&["--model", model], &path);
+        assert_eq!(code(&out), 2, "{model}: {}", texts(&out).1);
+    }
+    assert!(
+        help.contains("--initial-value") && help.contains("--nil-read"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_multi_register_history_with_a_torn_transaction_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torn.edn");
+    std::fs::write(
+        &path,
+        "{:type :invoke, :f :txn, :value [[:w :x 1] [:w :y 1]], :process 0}\n{:type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]], :process 1}\n{:type :ok, :f :txn, :value [[:r :x 1] [:r :y nil]], :process 1}\n{:type :ok, :f :txn, :value [[:w :x 1] [:w :y 1]], :process 0}\n",
+    )
+    .unwrap();
+    let out = check_cmd(&["--model", "multi-register"], &path);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("not linearizable under the multi-register model"),
+        "{stdout}"
+    );
+    // Knossos's nil reads (unknown value) accept it.
+    let out = check_cmd(
+        &["--model", "multi-register", "--nil-read", "unknown"],
+        &path,
+    );
+    assert_eq!(code(&out), 0, "{}", texts(&out).0);
+}
