@@ -597,7 +597,10 @@ fn start_holder(job: &PacketJob<'_>, rule: &PacketRule) -> Result<Holder, Nemesi
     ])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(stderr);
+    .stderr(stderr)
+    // A group of its own, as every node has: Ctrl-C in the terminal reaches
+    // the controller, which heals, and not the holder behind its back.
+    .process_group(0);
     let mut child = cmd.spawn().map_err(|e| exec_err(job, job.holder, e))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = std::sync::mpsc::channel();

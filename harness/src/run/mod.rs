@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use futures_util::FutureExt;
 use leasehold_checker::{CheckInput, Event, History, LedgerEntry, Validity};
-use leasehold_nemesis::{Role, ScheduledFault, schedule};
+use leasehold_nemesis::{FaultKind, Role, ScheduledFault, schedule};
 use leasehold_nodes::RunClock;
 use leasehold_results::ScheduledFault as ScheduledFaultRecord;
 use leasehold_results::{
@@ -406,11 +406,19 @@ fn asked_faults(config: &Config) -> Vec<String> {
         if let Some(every) = &f.every {
             s += &format!(" every {every}");
         }
+        if f.fault == FaultKind::Packet {
+            s += &format!(", {}", f.shape());
+        }
         s + ")"
     });
     let timeline = config.nemesis.timeline.iter().enumerate().map(|(i, e)| {
+        let shape = if e.fault == FaultKind::Packet {
+            format!(", {}", e.shape())
+        } else {
+            String::new()
+        };
         format!(
-            "timeline[{i}] ({} {} at {} for {})",
+            "timeline[{i}] ({} {} at {} for {}{shape})",
             e.fault.as_str(),
             e.target,
             humantime::format_duration(e.at),

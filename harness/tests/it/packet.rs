@@ -288,6 +288,7 @@ fn packet_delay_is_measured_on_a_real_tcp_exchange_and_gone_after_heal() {
     );
     let c = connect.as_secs_f64() * 1e3;
     assert!((240.0..=360.0).contains(&c), "connect took {c:.1} ms");
+    eprintln!("delay 300 ms: median echo round trip {m:.1} ms, connect {c:.1} ms");
 
     pair.heal_b(run_id, holder);
     let (_, after) = tcp_round_trips(&pair, 5);
@@ -460,10 +461,12 @@ fn delayed_write_fenced_rejects_the_late_write_for_two_seeds() {
     }
 }
 
-/// A config of the delayed-write example with its nemesis replaced.
-fn config_with(dir: &Path, nemesis: &str) -> PathBuf {
+/// A config of the delayed-write example with its nemesis replaced, lasting
+/// `duration`.
+fn config_with(dir: &Path, duration: &str, nemesis: &str) -> PathBuf {
     let text = std::fs::read_to_string(example("delayed-write.yaml")).unwrap();
-    let head = text[..text.find("nemesis:").unwrap()].replace("duration: 17s", "duration: 60s");
+    let head = text[..text.find("nemesis:").unwrap()]
+        .replace("duration: 17s", &format!("duration: {duration}"));
     let path = dir.join("packet.yaml");
     std::fs::write(&path, format!("{head}nemesis:\n{nemesis}")).unwrap();
     path
@@ -477,6 +480,7 @@ fn packet_rules_come_back_after_a_restart_and_go_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(
         dir.path(),
+        "7s",
         "  timeline:\n    - { at: 1s, packet: store1, from: worker, delay: 1500ms, for: 4s }\n    - { at: 2s, kill: store1, for: 1s }\n",
     );
     let store = dir.path().join("store");
@@ -514,6 +518,7 @@ fn packet_faults_are_healed_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(
         dir.path(),
+        "60s",
         "  timeline:\n    - { at: 1s, packet: store1, from: worker, delay: 300ms, loss: 10%, for: 50s }\n",
     );
     let store = dir.path().join("store");
@@ -576,6 +581,7 @@ fn packet_faults_are_healed_by_cleanup_after_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(
         dir.path(),
+        "60s",
         "  timeline:\n    - { at: 1s, packet: store1, from: worker, delay: 300ms, duplicate: 10%, for: 50s }\n",
     );
     let store = dir.path().join("store");
