@@ -516,23 +516,42 @@ fn packet_faults_are_healed_on_sigterm() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let (mut child, run_id, store) = start_shaped_run(dir.path(), 4, "loss: 10%");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let events = packet_events(&run_dir_of(&store));
+    let kinds: Vec<&str> = events.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(kinds, ["packet", "unpacket"], "{events:?}");
+    assert_eq!(processes_of_run(&run_id), Vec::new());
+    assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
+}
+
+/// Starts a minute's run whose workers' packets to store1 are held 300 ms
+/// (and `more`, a share lost or duplicated) from 1 s on; returns once the
+/// holder runs, with the controller, the run id and the store.
+fn start_shaped_run(
+    dir: &Path,
+    seed: u64,
+    more: &str,
+) -> (std::process::Child, String, std::path::PathBuf) {
     let config = config_with(
-        dir.path(),
+        dir,
         "60s",
-        "  timeline:\n    - { at: 1s, packet: store1, from: worker, delay: 300ms, loss: 10%, for: 50s }\n",
+        &format!(
+            "  timeline:\n    - {{ at: 1s, packet: store1, from: worker, delay: 300ms, {more}, for: 50s }}\n"
+        ),
     );
-    let store = dir.path().join("store");
-    let mut child = leasehold()
+    let store = dir.join("store");
+    let child = leasehold()
         .current_dir(repo())
-        .args([
-            "run",
-            "--no-progress",
-            "--duration",
-            "60s",
-            "--seed",
-            "4",
-            "--store",
-        ])
+        .args(["run", "--no-progress", "--duration", "60s", "--seed"])
+        .arg(seed.to_string())
+        .arg("--store")
         .arg(&store)
         .arg(&config)
         .stdout(Stdio::null())
@@ -548,18 +567,7 @@ fn packet_faults_are_healed_on_sigterm() {
     wait_until(Duration::from_secs(20), "the holder", || {
         holders_of(&run_id) > 0
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
-    let events = packet_events(&run_dir_of(&store));
-    let kinds: Vec<&str> = events.iter().map(|(f, _)| f.as_str()).collect();
-    assert_eq!(kinds, ["packet", "unpacket"], "{events:?}");
-    assert_eq!(processes_of_run(&run_id), Vec::new());
-    assert_eq!(namespaces_of_run(&run_id), Vec::<String>::new());
+    (child, run_id, store)
 }
 
 /// How many packet holders of run `run_id` run.
@@ -579,38 +587,7 @@ fn packet_faults_are_healed_by_cleanup_after_a_sigkill() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
-        "60s",
-        "  timeline:\n    - { at: 1s, packet: store1, from: worker, delay: 300ms, duplicate: 10%, for: 50s }\n",
-    );
-    let store = dir.path().join("store");
-    let mut child = leasehold()
-        .current_dir(repo())
-        .args([
-            "run",
-            "--no-progress",
-            "--duration",
-            "60s",
-            "--seed",
-            "5",
-            "--store",
-        ])
-        .arg(&store)
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut run_id = None;
-    wait_until(Duration::from_secs(20), "the run to register", || {
-        run_id = registered_run_of(child.id());
-        run_id.is_some()
-    });
-    let run_id = run_id.unwrap();
-    wait_until(Duration::from_secs(20), "the holder", || {
-        holders_of(&run_id) > 0
-    });
+    let (mut child, run_id, _store) = start_shaped_run(dir.path(), 5, "duplicate: 10%");
     let store_ns = format!("lh-{run_id}-store1");
     let table = packet::table_name(&run_id);
     let tables = || {
