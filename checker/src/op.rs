@@ -73,6 +73,20 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// The operation's function as histories spell it: `acquire`, `write`, …
+    pub fn f(&self) -> &str {
+        match self {
+            Call::Acquire { .. } => "acquire",
+            Call::Renew { .. } => "renew",
+            Call::Release { .. } => "release",
+            Call::Write { .. } => "write",
+            Call::Read { .. } => "read",
+            Call::Other { f } => f,
+        }
+    }
+}
+
 /// A client operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op {

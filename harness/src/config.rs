@@ -1577,6 +1577,18 @@ impl Config {
             })
     }
 
+    /// The role of one of the config's nodes, by its name (`lock2`,
+    /// `store1`, `w3`); `None` for a name that is not one of them.
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        const ROLES: [Role; 3] = [Role::Lock, Role::Storage, Role::Worker];
+        self.node_octet(name)?;
+        ADDRESS_BLOCKS
+            .iter()
+            .zip(ROLES)
+            .find(|(b, _)| name.starts_with(b.prefix))
+            .map(|(_, r)| r)
+    }
+
     /// Every node of the run with the last octet of its address (see
     /// [`Config::node_octet`]).
     pub fn node_octets(&self) -> Vec<(String, u8)> {
@@ -1601,22 +1613,19 @@ impl Config {
     /// every node it could resolve to.
     pub fn clock_nodes(&self) -> BTreeMap<String, String> {
         let names = self.node_names();
-        let of_role = |prefix: &str| -> Vec<String> {
+        let of_role = |role: Role| -> Vec<String> {
             names
                 .iter()
-                .filter(|n| {
-                    n.strip_prefix(prefix)
-                        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
-                })
+                .filter(|n| self.role_of(n) == Some(role))
                 .cloned()
                 .collect()
         };
         let hit = |target: &Target| -> Vec<String> {
             match target {
                 Target::Node(_) | Target::Nodes(_) => target.named().to_vec(),
-                Target::Role(Role::Lock) | Target::LockLeader => of_role("lock"),
-                Target::Role(Role::Storage) => of_role("store"),
-                Target::Role(Role::Worker) | Target::Holder => of_role("w"),
+                Target::Role(Role::Lock) | Target::LockLeader => of_role(Role::Lock),
+                Target::Role(Role::Storage) => of_role(Role::Storage),
+                Target::Role(Role::Worker) | Target::Holder => of_role(Role::Worker),
                 Target::One | Target::Minority | Target::Majority | Target::All => names.clone(),
             }
         };
@@ -2423,6 +2432,10 @@ mod tests {
         assert_eq!(change.to_string(), "jump -1s 500ms (both)");
         assert_eq!(parse(&good.to_yaml()).unwrap(), good, "round trips");
         assert_eq!(good.clock_nodes().keys().collect::<Vec<_>>(), ["lock1"]);
+        assert_eq!(good.role_of("lock1"), Some(Role::Lock));
+        assert_eq!(good.role_of("store1"), Some(Role::Storage));
+        assert_eq!(good.role_of("w3"), Some(Role::Worker));
+        assert_eq!(good.role_of("w4"), None, "only three workers");
         assert_eq!(
             error_of(&clock("")),
             "t.yaml:9:14: nemesis.faults[0].fault: a clock fault takes one of `jump: +2s`, \

@@ -127,18 +127,6 @@ fn interval(op: &Op) -> Option<(u64, u64, bool)> {
     }
 }
 
-/// The function of a leasehold call, as histories spell it.
-fn call_name(call: &Call) -> &str {
-    match call {
-        Call::Acquire { .. } => "acquire",
-        Call::Renew { .. } => "renew",
-        Call::Release { .. } => "release",
-        Call::Write { .. } => "write",
-        Call::Read { .. } => "read",
-        Call::Other { f } => f,
-    }
-}
-
 fn owner(op: &Op) -> String {
     op.node.clone().unwrap_or_else(|| op.process.to_string())
 }
@@ -161,7 +149,7 @@ pub(crate) fn leasehold_storage(ops: &[Op]) -> Converted<RegisterOp<Stored>, Opt
                 Some(value.as_ref().map(|(token, data)| stored(*token, data))),
             ),
             other => {
-                s.ignore(call_name(other));
+                s.ignore(other.f());
                 continue;
             }
         };
@@ -205,7 +193,7 @@ pub(crate) fn leasehold_lock(
                 lock
             }
             other => {
-                s.ignore(call_name(other));
+                s.ignore(other.f());
                 continue;
             }
         };

@@ -321,18 +321,16 @@ fn check_clock_faults(config: &Config) -> anyhow::Result<()> {
                 Some(need)
             };
             // Programs only: a jar or a data file is not started.
-            if let Some(p) = found.filter(|p| is_executable(p)) {
+            if let Some(p) = found.filter(|p| crate::runtime::spec::is_executable(p)) {
                 paths.push(p);
             }
         }
         Ok(paths)
     };
     for (node, field) in &nodes {
-        let role = match node.as_str() {
-            n if n.starts_with("lock") => Role::Lock,
-            n if n.starts_with("store") => Role::Storage,
-            _ => Role::Worker,
-        };
+        let role = config
+            .role_of(node)
+            .expect("clock_nodes names nodes of the config");
         let refuse = |why: String| {
             config.error_at(
                 field.clone(),
@@ -348,11 +346,6 @@ fn check_clock_faults(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn is_executable(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Runs every check on a run's history.

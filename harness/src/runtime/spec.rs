@@ -254,7 +254,7 @@ pub fn check_needs(needs: &[(PathBuf, &str)], in_container: bool) -> anyhow::Res
     Ok(())
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

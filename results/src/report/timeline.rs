@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use leasehold_checker::{Call, Event, Leases, Op, Outcome, Process};
+use leasehold_checker::{Event, Leases, Op, Outcome, Process};
 use maud::{Markup, PreEscaped, html};
 use serde::Serialize;
 use serde_json::Value;
@@ -224,14 +224,7 @@ pub(super) fn history_end(events: &[Event], ops: &[Op]) -> u64 {
 
 /// The name of an operation's function, as the history spells it.
 pub(super) fn kind_of(op: &Op) -> &str {
-    match &op.call {
-        Call::Acquire { .. } => "acquire",
-        Call::Renew { .. } => "renew",
-        Call::Release { .. } => "release",
-        Call::Write { .. } => "write",
-        Call::Read { .. } => "read",
-        Call::Other { f } => f,
-    }
+    op.call.f()
 }
 
 /// `ok`, `fail` or `info`: the CSS class and the word of an outcome.

@@ -54,12 +54,9 @@ pub struct PacketQueueArgs {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
-
-#[allow(non_camel_case_types)]
-type libc_int = std::ffi::c_int;
 
 pub fn run(args: PacketQueueArgs) -> anyhow::Result<std::process::ExitCode> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
